@@ -1,0 +1,1 @@
+//! Offst mutual credit: friends, token channel and payments as a sans-I/O state machine.

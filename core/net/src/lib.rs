@@ -1,0 +1,1 @@
+//! Offst networking on tokio: framed TCP, secure channel, keepalive, backoff, relay client.

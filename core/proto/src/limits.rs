@@ -1,0 +1,46 @@
+//! Protocol limits as named constants. Every size or count a peer controls is bounded here;
+//! decoders check these before allocating. The values are part of the wire spec
+//! (docs/PROTOCOL.md, "Limits").
+
+/// The protocol version this build speaks. Raised on any incompatible wire change.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The oldest protocol version this build still speaks.
+pub const MIN_PROTOCOL_VERSION: u32 = 1;
+
+/// Largest frame payload in bytes. Checked on the 4-byte length prefix before any buffer is
+/// allocated. 1 MiB holds the largest legitimate message (a full batch of payment operations
+/// with maximal routes, about 80 KiB) many times over while capping what a peer can make us buffer.
+pub const MAX_FRAME_LEN: usize = 1 << 20;
+
+/// Length of the frame length prefix (u32, big-endian).
+pub const FRAME_HEADER_LEN: usize = 4;
+
+/// Largest Cap'n Proto nesting depth accepted. Our schemas nest at most 6 levels deep.
+pub const CAPNP_NESTING_LIMIT: i32 = 16;
+
+/// Cap'n Proto traversal limit as a multiple of the message size in words. A well-formed
+/// message is traversed about once; 4× allows for the few fields read twice while stopping
+/// amplification attacks (pointers that alias the same data over and over).
+pub const CAPNP_TRAVERSAL_FACTOR: usize = 4;
+
+/// Longest currency name in bytes (as the original: 16).
+pub const MAX_CURRENCY_LEN: usize = 16;
+
+/// Longest network address ("host:port") in bytes: a DNS name is at most 253 bytes.
+pub const MAX_NET_ADDRESS_LEN: usize = 255;
+
+/// Most relays a node advertises in its friend card and token channel.
+pub const MAX_RELAYS: usize = 8;
+
+/// Most operations batched into one move token.
+pub const MAX_OPERATIONS_IN_BATCH: usize = 64;
+
+/// Longest payment route in nodes, buyer and seller included.
+pub const MAX_ROUTE_LEN: usize = 32;
+
+/// Most currencies per friendship.
+pub const MAX_CURRENCIES_PER_FRIEND: usize = 16;
+
+/// Longest free-text field (friend name, invoice description) in bytes.
+pub const MAX_TEXT_LEN: usize = 256;

@@ -1,0 +1,1 @@
+//! Offst test kit: simulated network, manual clock, seeded randomness.

@@ -1,0 +1,1 @@
+//! Offst index server library and the stindex binary.

@@ -1,0 +1,1 @@
+//! Offst relay server library and the strelay binary.
