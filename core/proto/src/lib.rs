@@ -36,6 +36,10 @@ pub use types::{
     rust_2018_idioms
 )]
 pub mod schema {
+    /// Generated from `app.capnp`.
+    pub mod app_capnp {
+        include!(concat!(env!("OUT_DIR"), "/app_capnp.rs"));
+    }
     /// Generated from `common.capnp`.
     pub mod common_capnp {
         include!(concat!(env!("OUT_DIR"), "/common_capnp.rs"));
