@@ -18,6 +18,14 @@ pub mod domain {
     pub const HANDSHAKE_TRANSCRIPT: &[u8] = b"offst/v1/handshake/transcript";
     /// A hash lock: `HashedLock = SHA-512/256(tag || PlainLock)`.
     pub const HASH_LOCK: &[u8] = b"offst/v1/hash-lock";
+    /// A move token of the friend channel: the sender's signature covers these bytes.
+    pub const MOVE_TOKEN: &[u8] = b"offst/v1/friend/move-token";
+    /// The balance sheet of a friend pair, hashed into every move token (`infoHash`).
+    pub const BALANCE_SHEET: &[u8] = b"offst/v1/friend/balance-sheet";
+    /// The deterministic genesis link of a friend channel, derived from the two public keys.
+    pub const CHANNEL_GENESIS: &[u8] = b"offst/v1/friend/genesis";
+    /// A node's signed capacity report to index servers (docs/drafts/index-protocol.md).
+    pub const INDEX_CAPACITY_REPORT: &[u8] = b"offst/v1/index/capacity-report";
 }
 
 /// Builds the canonical bytes of one object. Start with [`CanonicalWriter::new`] and a tag from
