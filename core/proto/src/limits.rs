@@ -44,3 +44,27 @@ pub const MAX_CURRENCIES_PER_FRIEND: usize = 16;
 
 /// Longest free-text field (friend name, invoice description) in bytes.
 pub const MAX_TEXT_LEN: usize = 256;
+
+/// Most (friend, currency) entries in one index capacity report. A report is a full snapshot of
+/// a node's channels (docs/drafts/index-protocol.md); 2,048 entries encode to about 250 KiB, well
+/// inside a frame, and exceed any friend list a personal node keeps.
+pub const MAX_INDEX_REPORT_ENTRIES: usize = 2048;
+
+/// Most reports in one index federation message (`forwardReports`). Small batches keep one
+/// message well under a frame and let a receiver apply backpressure between batches.
+pub const MAX_INDEX_FORWARD_BATCH: usize = 64;
+
+/// Most nodes a route query may exclude.
+pub const MAX_INDEX_EXCLUDED_NODES: usize = 16;
+
+/// Most directed arcs a route query may exclude (e.g. the arc closing a rebalancing cycle).
+pub const MAX_INDEX_EXCLUDED_ARCS: usize = 16;
+
+/// Most routes in one multi-route answer. Every route is a separate payment request that each
+/// mediator on it charges for, so more routes cost the buyer more fees; 8 is the split Offst's
+/// multi-route payments are designed for.
+pub const MAX_INDEX_ROUTES: usize = 8;
+
+/// Longest lifetime of a capacity report in seconds (`expiresAt - issuedAt`). A node refreshes its
+/// report well before it expires; an index forgets a node that stops reporting within this time.
+pub const MAX_INDEX_REPORT_TTL_SECS: u64 = 600;
