@@ -171,38 +171,49 @@ pub fn encode(
     Ok(out)
 }
 
+/// Splits `N` bytes off the front of `bytes`.
+fn take<const N: usize>(bytes: &mut &[u8]) -> Result<[u8; N], KeyFileError> {
+    let (head, tail) = bytes
+        .split_first_chunk::<N>()
+        .ok_or(KeyFileError::NotAKeyFile)?;
+    *bytes = tail;
+    Ok(*head)
+}
+
 /// Decodes key-file bytes with the given protection.
 pub fn decode(bytes: &[u8], protection: KeyProtection<'_>) -> Result<Identity, KeyFileError> {
-    let header = bytes.get(..HEADER_LEN).ok_or(KeyFileError::NotAKeyFile)?;
-    if &header[..8] != MAGIC || header[8] != VERSION {
+    let mut rest = bytes;
+    let magic: [u8; 8] = take(&mut rest)?;
+    let [version, mode] = take::<2>(&mut rest)?;
+    if &magic != MAGIC || version != VERSION {
         return Err(KeyFileError::NotAKeyFile);
     }
-    let public_key = &header[10..HEADER_LEN];
-    let body = &bytes[HEADER_LEN..];
-    let identity = match (header[9], protection) {
+    let public_key: [u8; 32] = take(&mut rest)?;
+    let identity = match (mode, protection) {
         (PLAIN, _) => {
-            let seed: [u8; 32] = body.try_into().map_err(|_| KeyFileError::NotAKeyFile)?;
+            let seed: [u8; 32] = rest.try_into().map_err(|_| KeyFileError::NotAKeyFile)?;
             Identity::from_seed(seed)
         }
         (PASSPHRASE, KeyProtection::Passphrase(passphrase)) => {
-            if body.len() != 4 + SALT_LEN + NONCE_LEN + SEALED_LEN {
+            if rest.len() != 4 + SALT_LEN + NONCE_LEN + SEALED_LEN {
                 return Err(KeyFileError::NotAKeyFile);
             }
-            let iterations = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+            let iterations = u32::from_be_bytes(take(&mut rest)?);
             if !(MIN_PBKDF2_ITERATIONS..=MAX_PBKDF2_ITERATIONS).contains(&iterations) {
                 return Err(KeyFileError::BadParameters);
             }
             let iterations = NonZeroU32::new(iterations).ok_or(KeyFileError::BadParameters)?;
-            let salt = &body[4..4 + SALT_LEN];
-            let key = passphrase_key(passphrase, salt, iterations);
-            open_seed(bytes, HEADER_LEN + 4 + SALT_LEN, &key)?
+            let salt: [u8; SALT_LEN] = take(&mut rest)?;
+            let key = passphrase_key(passphrase, &salt, iterations);
+            open_seed(bytes, rest, &key)?
         }
         (APP_SECRET, KeyProtection::AppSecret(secret)) => {
-            if body.len() != SALT_LEN + NONCE_LEN + SEALED_LEN {
+            if rest.len() != SALT_LEN + NONCE_LEN + SEALED_LEN {
                 return Err(KeyFileError::NotAKeyFile);
             }
-            let key = app_secret_key(secret, &body[..SALT_LEN])?;
-            open_seed(bytes, HEADER_LEN + SALT_LEN, &key)?
+            let salt: [u8; SALT_LEN] = take(&mut rest)?;
+            let key = app_secret_key(secret, &salt)?;
+            open_seed(bytes, rest, &key)?
         }
         (PASSPHRASE, _) => {
             return Err(KeyFileError::SecretNeeded {
@@ -216,20 +227,20 @@ pub fn decode(bytes: &[u8], protection: KeyProtection<'_>) -> Result<Identity, K
         }
         _ => return Err(KeyFileError::NotAKeyFile),
     };
-    if identity.public_key().as_bytes() != public_key {
+    if identity.public_key().as_bytes() != &public_key {
         return Err(KeyFileError::WrongSecretOrDamaged);
     }
     Ok(identity)
 }
 
-/// Opens the sealed seed that starts with the nonce at `nonce_at`; everything before the nonce
-/// (inclusive) is associated data.
-fn open_seed(bytes: &[u8], nonce_at: usize, key: &[u8; 32]) -> Result<Identity, KeyFileError> {
-    let aad = &bytes[..nonce_at + NONCE_LEN];
-    let nonce: [u8; NONCE_LEN] = bytes[nonce_at..nonce_at + NONCE_LEN]
-        .try_into()
-        .map_err(|_| KeyFileError::NotAKeyFile)?;
-    let mut sealed = bytes[nonce_at + NONCE_LEN..].to_vec();
+/// Opens the sealed seed. `sealed_part` is the tail of `file` starting at the nonce; all of
+/// `file` before the sealed seed (header, parameters, nonce) is associated data.
+fn open_seed(file: &[u8], sealed_part: &[u8], key: &[u8; 32]) -> Result<Identity, KeyFileError> {
+    let mut rest = sealed_part;
+    let nonce: [u8; NONCE_LEN] = take(&mut rest)?;
+    let aad_len = file.len() - rest.len();
+    let aad = file.get(..aad_len).ok_or(KeyFileError::NotAKeyFile)?;
+    let mut sealed = rest.to_vec();
     let seed = sealing_key(key)
         .open_in_place(
             Nonce::assume_unique_for_key(nonce),

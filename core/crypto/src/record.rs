@@ -147,10 +147,13 @@ impl RecordSender {
         out.reserve(RECORD_HEADER_LEN + payload.len() + TAG_LEN);
         out.push(kind.to_byte() | if rekey { KEY_UPDATE_FLAG } else { 0 });
         out.extend_from_slice(payload);
+        let plaintext = out
+            .get_mut(start..)
+            .ok_or(RecordError::TooLarge(payload.len()))?;
         let tag = self
             .key
             .aead
-            .seal_in_place_separate_tag(self.key.nonce(), Aad::empty(), &mut out[start..])
+            .seal_in_place_separate_tag(self.key.nonce(), Aad::empty(), plaintext)
             .map_err(|_| RecordError::TooLarge(payload.len()))?;
         out.extend_from_slice(tag.as_ref());
         self.key.counter += 1;

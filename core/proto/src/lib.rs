@@ -33,6 +33,9 @@ pub use types::{
     unreachable_pub,
     clippy::all,
     clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
     rust_2018_idioms
 )]
 pub mod schema {
