@@ -45,6 +45,21 @@ pub const MAX_CURRENCIES_PER_FRIEND: usize = 16;
 /// Longest free-text field (friend name, invoice description) in bytes.
 pub const MAX_TEXT_LEN: usize = 256;
 
+/// Seconds a secure-channel handshake may take from TCP connect to the last handshake message.
+/// A slow or silent peer (slow-loris) is dropped after this (docs/PROTOCOL.md, "Transport").
+pub const HANDSHAKE_TIMEOUT_SECS: u64 = 10;
+
+/// Seconds a sender may stay silent before it sends a keepalive record. A third of
+/// [`IDLE_TIMEOUT_SECS`], so two keepalives may be lost before the peer gives up.
+pub const KEEPALIVE_INTERVAL_SECS: u64 = 15;
+
+/// Seconds without any record from the peer after which a connection is considered dead.
+pub const IDLE_TIMEOUT_SECS: u64 = 45;
+
+/// Seconds between key updates requested by the transport (on top of
+/// `offst_crypto::record::REKEY_AFTER_RECORDS`): one hour, as the original.
+pub const REKEY_INTERVAL_SECS: u64 = 3600;
+
 /// Most (friend, currency) entries in one index capacity report. A report is a full snapshot of
 /// a node's channels (docs/drafts/index-protocol.md); 2,048 entries encode to about 250 KiB, well
 /// inside a frame, and exceed any friend list a personal node keeps.

@@ -1,0 +1,32 @@
+//! TCP with the options every Offst connection uses. `TCP_NODELAY` is always on: our messages
+//! are small request/response exchanges, and Nagle's algorithm combined with delayed ACKs
+//! dominated the original implementation's payment latency (docs/DESIGN.md §6).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::NetError;
+
+/// Dials `address` (`host:port`, resolved by the system resolver) within `timeout` and turns
+/// `TCP_NODELAY` on.
+pub async fn dial(address: &str, timeout: Duration) -> Result<TcpStream, NetError> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+        .await
+        .map_err(|_| {
+            NetError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("connecting to {address} timed out after {timeout:?}"),
+            ))
+        })??;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Accepts one connection and turns `TCP_NODELAY` on.
+pub async fn accept(listener: &TcpListener) -> Result<(TcpStream, SocketAddr), NetError> {
+    let (stream, address) = listener.accept().await?;
+    stream.set_nodelay(true)?;
+    Ok((stream, address))
+}
