@@ -90,6 +90,22 @@ where
     if bytes.len() > MAX_FRAME_LEN {
         return Err(DecodeError::TooLarge(bytes.len()));
     }
+    if bytes.len() % 8 != 0 {
+        return Err(DecodeError::Malformed(
+            "length is not a whole number of 8-byte words".into(),
+        ));
+    }
+    // Cap'n Proto reads words in place and needs 8-byte alignment; bytes sliced out of a
+    // receive buffer (after a 4-byte frame header, say) often are not aligned.
+    let aligned_copy;
+    let bytes = if bytes.as_ptr().align_offset(8) == 0 {
+        bytes
+    } else {
+        let mut words = capnp::Word::allocate_zeroed_vec(bytes.len() / 8);
+        capnp::Word::words_to_bytes_mut(&mut words).copy_from_slice(bytes);
+        aligned_copy = words;
+        capnp::Word::words_to_bytes(&aligned_copy)
+    };
     let mut slice = bytes;
     let message = capnp::serialize::read_message_from_flat_slice_no_alloc(
         &mut slice,
@@ -247,6 +263,20 @@ mod tests {
                 decode_root::<common_capnp::int128::Owned, _>(&bytes, |r| read_balance(Ok(r)))
                     .unwrap();
             assert_eq!(decoded, Balance(value));
+        }
+    }
+
+    #[test]
+    fn messages_at_unaligned_addresses_decode() {
+        let bytes = encode_root::<common_capnp::int128::Owned>(|b| write_balance(b, Balance(-9)));
+        let mut buffer = vec![0u8; bytes.len() + 1];
+        for offset in 0..=1 {
+            buffer[offset..offset + bytes.len()].copy_from_slice(&bytes);
+            let slice = &buffer[offset..offset + bytes.len()];
+            let decoded =
+                decode_root::<common_capnp::int128::Owned, _>(slice, |r| read_balance(Ok(r)))
+                    .unwrap();
+            assert_eq!(decoded, Balance(-9));
         }
     }
 
