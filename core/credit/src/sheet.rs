@@ -1,0 +1,602 @@
+//! The balance sheet of one friendship: per currency the balance, pending debts, both credit
+//! limits and both open flags, always seen from the local side. This module owns the rules of
+//! mutual credit (how each operation moves the sheet, and the limits it must respect) and the
+//! canonical hash that every move token commits to. It never signs and never sends.
+
+use std::collections::BTreeMap;
+
+use offst_crypto::sha512_256;
+use offst_proto::canonical::{domain, CanonicalWriter};
+use offst_proto::friend::{CurrencyBalance, FriendOperation};
+use offst_proto::limits::MAX_CURRENCIES_PER_FRIEND;
+use offst_proto::{Balance, Credits, Currency, HashResult, PublicKey};
+
+/// Why an operation cannot be applied to a balance sheet. The sheet is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperationError {
+    /// The currency is not part of this friendship.
+    #[error("currency {0} is not active with this friend")]
+    UnknownCurrency(Currency),
+    /// `AddCurrency` for a currency already present.
+    #[error("currency {0} is already active with this friend")]
+    CurrencyExists(Currency),
+    /// The friendship already has the maximum number of currencies.
+    #[error("a friendship may have at most {MAX_CURRENCIES_PER_FRIEND} currencies")]
+    TooManyCurrencies,
+    /// A currency can only be removed when nothing is owed or pending in it.
+    #[error("currency {0} still has a balance or pending debts")]
+    CurrencyInUse(Currency),
+    /// Transfers move a positive amount.
+    #[error("the amount must be more than zero")]
+    ZeroAmount,
+    /// The receiver does not accept incoming payments in this currency.
+    #[error("the receiver does not accept payments in {0}")]
+    CurrencyClosed(Currency),
+    /// The payer would owe more than the limit the receiver set.
+    #[error("{amount} {currency} exceeds what the payer may still owe: {capacity}")]
+    OverLimit {
+        /// The currency.
+        currency: Currency,
+        /// The amount asked for.
+        amount: Credits,
+        /// What the payer could still pay at most.
+        capacity: Credits,
+    },
+    /// A balance would leave the range of `i128`.
+    #[error("the balance would overflow")]
+    Overflow,
+}
+
+/// One currency of a friendship, seen from the local side.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CurrencyState {
+    /// Positive: the friend owes us.
+    pub balance: Balance,
+    /// Credit frozen by payments we sent and that are not settled yet (we may come to owe it).
+    pub local_pending_debt: Credits,
+    /// Credit frozen by payments the friend sent us that are not settled yet.
+    pub remote_pending_debt: Credits,
+    /// The most we may owe the friend: the limit the friend set for us.
+    pub local_max_debt: Credits,
+    /// The most the friend may owe us: the limit we set for the friend.
+    pub remote_max_debt: Credits,
+    /// We accept incoming payments in this currency.
+    pub local_open: bool,
+    /// The friend accepts incoming payments in this currency.
+    pub remote_open: bool,
+}
+
+impl CurrencyState {
+    /// The same currency seen from the friend's side.
+    pub fn flipped(&self) -> Option<CurrencyState> {
+        Some(CurrencyState {
+            balance: self.balance.checked_neg()?,
+            local_pending_debt: self.remote_pending_debt,
+            remote_pending_debt: self.local_pending_debt,
+            local_max_debt: self.remote_max_debt,
+            remote_max_debt: self.local_max_debt,
+            local_open: self.remote_open,
+            remote_open: self.local_open,
+        })
+    }
+
+    /// Nothing is owed and nothing is pending: the currency may be removed.
+    pub fn is_idle(&self) -> bool {
+        self.balance == Balance::ZERO
+            && self.local_pending_debt == Credits::ZERO
+            && self.remote_pending_debt == Credits::ZERO
+    }
+
+    /// The most we could pay the friend now: `local_max_debt + balance - local_pending_debt`,
+    /// at least zero.
+    pub fn send_capacity(&self) -> Credits {
+        capacity(self.local_max_debt, self.balance, self.local_pending_debt)
+    }
+
+    /// The most the friend could pay us now (its send capacity).
+    pub fn receive_capacity(&self) -> Credits {
+        let negated = self.balance.checked_neg().unwrap_or(Balance(i128::MAX));
+        capacity(self.remote_max_debt, negated, self.remote_pending_debt)
+    }
+
+    /// Our debt including what we froze: `local_pending_debt - balance`, may be negative.
+    fn local_exposure(&self) -> Option<i128> {
+        let pending = i128::try_from(self.local_pending_debt.0).ok()?;
+        pending.checked_sub(self.balance.0)
+    }
+
+    /// The friend's debt including what it froze.
+    fn remote_exposure(&self) -> Option<i128> {
+        let pending = i128::try_from(self.remote_pending_debt.0).ok()?;
+        pending.checked_add(self.balance.0)
+    }
+
+    /// Neither side owes more than the limit set for it, counting pending debts.
+    pub fn within_limits(&self) -> bool {
+        let fits = |exposure: Option<i128>, limit: Credits| {
+            exposure.is_some_and(|exposure| exposure <= 0 || (exposure as u128) <= limit.0)
+        };
+        fits(self.local_exposure(), self.local_max_debt)
+            && fits(self.remote_exposure(), self.remote_max_debt)
+    }
+}
+
+/// `max_debt + balance - pending`, clamped to `0..=Credits::MAX`.
+fn capacity(max_debt: Credits, balance: Balance, pending: Credits) -> Credits {
+    let total = i128::try_from(max_debt.0)
+        .ok()
+        .and_then(|max| max.checked_add(balance.0))
+        .and_then(|sum| sum.checked_sub(i128::try_from(pending.0).ok()?));
+    match total {
+        Some(total) if total > 0 => Credits(total as u128),
+        Some(_) => Credits::ZERO,
+        // Only positive overflow is possible with a valid sheet: more capacity than representable.
+        None => Credits::MAX,
+    }
+}
+
+/// Which side of the friendship sent an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// This node.
+    Local,
+    /// The friend.
+    Remote,
+}
+
+/// All currencies of one friendship, seen from the local side, sorted by currency name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BalanceSheet {
+    currencies: BTreeMap<Currency, CurrencyState>,
+}
+
+impl BalanceSheet {
+    /// An empty sheet: no currencies (the genesis state of every friendship).
+    pub fn new() -> Self {
+        BalanceSheet::default()
+    }
+
+    /// One currency, if active.
+    pub fn currency(&self, currency: &Currency) -> Option<&CurrencyState> {
+        self.currencies.get(currency)
+    }
+
+    /// All currencies in name order.
+    pub fn currencies(&self) -> impl Iterator<Item = (&Currency, &CurrencyState)> {
+        self.currencies.iter()
+    }
+
+    /// Number of active currencies.
+    pub fn len(&self) -> usize {
+        self.currencies.len()
+    }
+
+    /// No currency is active.
+    pub fn is_empty(&self) -> bool {
+        self.currencies.is_empty()
+    }
+
+    /// Nothing is owed and nothing is pending in any currency.
+    pub fn is_idle(&self) -> bool {
+        self.currencies.values().all(CurrencyState::is_idle)
+    }
+
+    /// The sheet as the friend sees it.
+    pub fn flipped(&self) -> Option<BalanceSheet> {
+        let currencies = self
+            .currencies
+            .iter()
+            .map(|(currency, state)| Some((currency.clone(), state.flipped()?)))
+            .collect::<Option<_>>()?;
+        Some(BalanceSheet { currencies })
+    }
+
+    /// Applies one operation sent by `sender`. All or nothing: on error the sheet is unchanged.
+    pub fn apply(
+        &mut self,
+        operation: &FriendOperation,
+        sender: Side,
+    ) -> Result<(), OperationError> {
+        match sender {
+            Side::Local => self.apply_local(operation),
+            Side::Remote => {
+                // Apply in the sender's perspective, then flip back.
+                let currency = operation.currency();
+                let flip = |state: &CurrencyState| state.flipped().ok_or(OperationError::Overflow);
+                let mut view = BalanceSheet::new();
+                if let Some(state) = self.currencies.get(currency) {
+                    view.currencies.insert(currency.clone(), flip(state)?);
+                }
+                let others = self.currencies.len().saturating_sub(view.currencies.len());
+                view.apply_with_room(operation, others)?;
+                match view.currencies.remove(currency) {
+                    Some(state) => {
+                        self.currencies.insert(currency.clone(), flip(&state)?);
+                    }
+                    None => {
+                        self.currencies.remove(currency);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn apply_local(&mut self, operation: &FriendOperation) -> Result<(), OperationError> {
+        self.apply_with_room(operation, 0)
+    }
+
+    /// Applies an operation sent by the local side. `other_currencies` counts currencies not
+    /// present in `self` that still use room (used when applying on a one-currency view).
+    fn apply_with_room(
+        &mut self,
+        operation: &FriendOperation,
+        other_currencies: usize,
+    ) -> Result<(), OperationError> {
+        let currency = operation.currency();
+        if let FriendOperation::AddCurrency(_) = operation {
+            if self.currencies.contains_key(currency) {
+                return Err(OperationError::CurrencyExists(currency.clone()));
+            }
+            if self.currencies.len().saturating_add(other_currencies) >= MAX_CURRENCIES_PER_FRIEND {
+                return Err(OperationError::TooManyCurrencies);
+            }
+            self.currencies
+                .insert(currency.clone(), CurrencyState::default());
+            return Ok(());
+        }
+        let state = self
+            .currencies
+            .get_mut(currency)
+            .ok_or_else(|| OperationError::UnknownCurrency(currency.clone()))?;
+        match operation {
+            FriendOperation::AddCurrency(_) => Ok(()),
+            FriendOperation::RemoveCurrency(_) => {
+                if !state.is_idle() {
+                    return Err(OperationError::CurrencyInUse(currency.clone()));
+                }
+                self.currencies.remove(currency);
+                Ok(())
+            }
+            FriendOperation::SetRemoteMaxDebt { max_debt, .. } => {
+                state.remote_max_debt = *max_debt;
+                Ok(())
+            }
+            FriendOperation::SetCurrencyOpen { open, .. } => {
+                state.local_open = *open;
+                Ok(())
+            }
+            FriendOperation::Transfer { amount, .. } => {
+                if *amount == Credits::ZERO {
+                    return Err(OperationError::ZeroAmount);
+                }
+                if !state.remote_open {
+                    return Err(OperationError::CurrencyClosed(currency.clone()));
+                }
+                let capacity = state.send_capacity();
+                if *amount > capacity {
+                    return Err(OperationError::OverLimit {
+                        currency: currency.clone(),
+                        amount: *amount,
+                        capacity,
+                    });
+                }
+                state.balance = state
+                    .balance
+                    .checked_sub_credits(*amount)
+                    .ok_or(OperationError::Overflow)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The sheet in the form of reset terms (pending debts are not part of terms: a reset
+    /// cancels everything pending).
+    pub fn to_terms(&self) -> Vec<CurrencyBalance> {
+        self.currencies
+            .iter()
+            .map(|(currency, state)| CurrencyBalance {
+                currency: currency.clone(),
+                balance: state.balance,
+                local_max_debt: state.local_max_debt,
+                remote_max_debt: state.remote_max_debt,
+                local_open: state.local_open,
+                remote_open: state.remote_open,
+            })
+            .collect()
+    }
+
+    /// The sheet described by reset terms; `from_remote` flips terms the friend wrote. `None`
+    /// if a balance cannot be negated (no valid terms contain one).
+    pub fn from_terms(terms: &[CurrencyBalance], from_remote: bool) -> Option<BalanceSheet> {
+        let mut sheet = BalanceSheet::new();
+        for entry in terms {
+            let state = CurrencyState {
+                balance: entry.balance,
+                local_pending_debt: Credits::ZERO,
+                remote_pending_debt: Credits::ZERO,
+                local_max_debt: entry.local_max_debt,
+                remote_max_debt: entry.remote_max_debt,
+                local_open: entry.local_open,
+                remote_open: entry.remote_open,
+            };
+            let state = if from_remote { state.flipped()? } else { state };
+            sheet.currencies.insert(entry.currency.clone(), state);
+        }
+        Some(sheet)
+    }
+
+    /// Balances only, per currency (for comparing reset terms).
+    pub fn balances(&self) -> BTreeMap<Currency, Balance> {
+        self.currencies
+            .iter()
+            .map(|(currency, state)| (currency.clone(), state.balance))
+            .collect()
+    }
+}
+
+/// The position of a balance sheet in the token chain, hashed together with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct ChainPosition {
+    /// The epoch: number of resets.
+    pub inconsistency_counter: u64,
+    /// Position within the epoch.
+    pub move_token_counter: u64,
+}
+
+/// The hash every move token commits to (`infoHash`): SHA-512/256 over tag
+/// `offst/v1/friend/balance-sheet`, the two public keys in byte order (lower first), both
+/// counters, then per currency in name order: name, balance seen from the lower key, then the
+/// lower key's pending debt, the higher key's pending debt, the lower key's max debt, the higher
+/// key's max debt, the lower key's open flag, the higher key's open flag. The hash does not
+/// depend on which side computes it.
+pub fn sheet_hash(
+    local: &PublicKey,
+    remote: &PublicKey,
+    position: ChainPosition,
+    sheet: &BalanceSheet,
+) -> Option<HashResult> {
+    let local_is_low = local <= remote;
+    let (low, high) = if local_is_low {
+        (local, remote)
+    } else {
+        (remote, local)
+    };
+    let mut writer = CanonicalWriter::new(domain::BALANCE_SHEET);
+    writer
+        .fixed(low.as_bytes())
+        .fixed(high.as_bytes())
+        .u64(position.inconsistency_counter)
+        .u64(position.move_token_counter)
+        .list_len(sheet.currencies.len());
+    for (currency, state) in &sheet.currencies {
+        let state = if local_is_low {
+            state.clone()
+        } else {
+            state.flipped()?
+        };
+        writer
+            .text(currency.as_str())
+            .i128(state.balance.0)
+            .u128(state.local_pending_debt.0)
+            .u128(state.remote_pending_debt.0)
+            .u128(state.local_max_debt.0)
+            .u128(state.remote_max_debt.0)
+            .bool(state.local_open)
+            .bool(state.remote_open);
+    }
+    Some(sha512_256(&writer.finish()))
+}
+
+/// Rebuilds a sheet from stored currency states (used by `offst-store` to load a channel).
+impl FromIterator<(Currency, CurrencyState)> for BalanceSheet {
+    fn from_iter<I: IntoIterator<Item = (Currency, CurrencyState)>>(iter: I) -> Self {
+        BalanceSheet {
+            currencies: iter.into_iter().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use offst_proto::PaymentId;
+
+    fn fst() -> Currency {
+        Currency::new("FST").unwrap()
+    }
+
+    fn transfer(amount: u128) -> FriendOperation {
+        FriendOperation::Transfer {
+            currency: fst(),
+            amount: Credits(amount),
+            transfer_id: PaymentId::from_bytes([1; 16]),
+        }
+    }
+
+    /// A sheet where the friend lets us owe `local_max` and accepts payments.
+    fn open_sheet(local_max: u128) -> BalanceSheet {
+        let mut sheet = BalanceSheet::new();
+        sheet
+            .apply(&FriendOperation::AddCurrency(fst()), Side::Remote)
+            .unwrap();
+        sheet
+            .apply(
+                &FriendOperation::SetRemoteMaxDebt {
+                    currency: fst(),
+                    max_debt: Credits(local_max),
+                },
+                Side::Remote,
+            )
+            .unwrap();
+        sheet
+            .apply(
+                &FriendOperation::SetCurrencyOpen {
+                    currency: fst(),
+                    open: true,
+                },
+                Side::Remote,
+            )
+            .unwrap();
+        sheet
+    }
+
+    #[test]
+    fn a_remote_limit_announcement_sets_our_max_debt() {
+        let sheet = open_sheet(100);
+        let state = sheet.currency(&fst()).unwrap();
+        assert_eq!(state.local_max_debt, Credits(100));
+        assert_eq!(state.remote_max_debt, Credits(0));
+        assert!(state.remote_open && !state.local_open);
+    }
+
+    #[test]
+    fn a_transfer_within_the_limit_moves_the_balance_and_one_past_it_is_refused() {
+        let mut sheet = open_sheet(100);
+        sheet.apply(&transfer(60), Side::Local).unwrap();
+        assert_eq!(sheet.currency(&fst()).unwrap().balance, Balance(-60));
+        let before = sheet.clone();
+        assert_eq!(
+            sheet.apply(&transfer(41), Side::Local),
+            Err(OperationError::OverLimit {
+                currency: fst(),
+                amount: Credits(41),
+                capacity: Credits(40)
+            })
+        );
+        assert_eq!(sheet, before);
+        sheet.apply(&transfer(40), Side::Local).unwrap();
+        assert!(sheet.currency(&fst()).unwrap().within_limits());
+    }
+
+    #[test]
+    fn an_incoming_transfer_is_checked_against_the_limit_we_set() {
+        let mut sheet = open_sheet(0);
+        // We never opened the currency: the friend may not pay us.
+        assert_eq!(
+            sheet.apply(&transfer(1), Side::Remote),
+            Err(OperationError::CurrencyClosed(fst()))
+        );
+        sheet
+            .apply(
+                &FriendOperation::SetCurrencyOpen {
+                    currency: fst(),
+                    open: true,
+                },
+                Side::Local,
+            )
+            .unwrap();
+        sheet
+            .apply(
+                &FriendOperation::SetRemoteMaxDebt {
+                    currency: fst(),
+                    max_debt: Credits(10),
+                },
+                Side::Local,
+            )
+            .unwrap();
+        assert!(matches!(
+            sheet.apply(&transfer(11), Side::Remote),
+            Err(OperationError::OverLimit { .. })
+        ));
+        sheet.apply(&transfer(10), Side::Remote).unwrap();
+        assert_eq!(sheet.currency(&fst()).unwrap().balance, Balance(10));
+    }
+
+    #[test]
+    fn unknown_currency_zero_amount_and_busy_removal_are_refused() {
+        let mut sheet = open_sheet(10);
+        let usd = Currency::new("USD").unwrap();
+        assert_eq!(
+            sheet.apply(&FriendOperation::RemoveCurrency(usd.clone()), Side::Local),
+            Err(OperationError::UnknownCurrency(usd))
+        );
+        assert_eq!(
+            sheet.apply(&transfer(0), Side::Local),
+            Err(OperationError::ZeroAmount)
+        );
+        sheet.apply(&transfer(5), Side::Local).unwrap();
+        assert_eq!(
+            sheet.apply(&FriendOperation::RemoveCurrency(fst()), Side::Remote),
+            Err(OperationError::CurrencyInUse(fst()))
+        );
+        assert_eq!(
+            sheet.apply(&FriendOperation::AddCurrency(fst()), Side::Remote),
+            Err(OperationError::CurrencyExists(fst()))
+        );
+    }
+
+    #[test]
+    fn currencies_per_friend_are_bounded_from_either_side() {
+        let mut sheet = BalanceSheet::new();
+        for index in 0..MAX_CURRENCIES_PER_FRIEND {
+            let side = if index % 2 == 0 {
+                Side::Local
+            } else {
+                Side::Remote
+            };
+            let currency = Currency::new(&format!("C{index}")).unwrap();
+            sheet
+                .apply(&FriendOperation::AddCurrency(currency), side)
+                .unwrap();
+        }
+        for side in [Side::Local, Side::Remote] {
+            assert_eq!(
+                sheet.apply(
+                    &FriendOperation::AddCurrency(Currency::new("ONE_MORE").unwrap()),
+                    side
+                ),
+                Err(OperationError::TooManyCurrencies)
+            );
+        }
+    }
+
+    #[test]
+    fn huge_limits_never_overflow() {
+        let mut sheet = open_sheet(Credits::MAX.0);
+        sheet.apply(&transfer(Credits::MAX.0), Side::Local).unwrap();
+        assert_eq!(sheet.currency(&fst()).unwrap().balance, Balance(-i128::MAX));
+        assert!(matches!(
+            sheet.apply(&transfer(1), Side::Local),
+            Err(OperationError::OverLimit { .. })
+        ));
+        // The friend can be paid back all of it.
+        assert_eq!(
+            sheet.currency(&fst()).unwrap().receive_capacity(),
+            Credits::MAX
+        );
+    }
+
+    #[test]
+    fn both_sides_compute_the_same_hash_for_mirrored_sheets() {
+        let a = PublicKey::from_bytes([1; 32]);
+        let b = PublicKey::from_bytes([2; 32]);
+        let mut sheet = open_sheet(50);
+        sheet.apply(&transfer(7), Side::Local).unwrap();
+        let position = ChainPosition {
+            inconsistency_counter: 1,
+            move_token_counter: 9,
+        };
+        let ours = sheet_hash(&a, &b, position, &sheet).unwrap();
+        let theirs = sheet_hash(&b, &a, position, &sheet.flipped().unwrap()).unwrap();
+        assert_eq!(ours, theirs);
+        let later = ChainPosition {
+            move_token_counter: 10,
+            ..position
+        };
+        assert_ne!(sheet_hash(&a, &b, later, &sheet).unwrap(), ours);
+        assert_ne!(sheet_hash(&b, &a, position, &sheet).unwrap(), ours);
+    }
+
+    #[test]
+    fn terms_round_trip_through_both_perspectives() {
+        let mut sheet = open_sheet(50);
+        sheet.apply(&transfer(7), Side::Local).unwrap();
+        let terms = sheet.to_terms();
+        assert_eq!(BalanceSheet::from_terms(&terms, false).unwrap(), sheet);
+        assert_eq!(
+            BalanceSheet::from_terms(&terms, true).unwrap(),
+            sheet.flipped().unwrap()
+        );
+    }
+}
