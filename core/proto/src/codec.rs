@@ -90,7 +90,7 @@ where
     if bytes.len() > MAX_FRAME_LEN {
         return Err(DecodeError::TooLarge(bytes.len()));
     }
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return Err(DecodeError::Malformed(
             "length is not a whole number of 8-byte words".into(),
         ));

@@ -1,0 +1,361 @@
+//! The store's encoding of values that have no table of their own: the token channel state
+//! (`channels.state`), relay lists and queued operations. Signed tokens and reset terms are
+//! kept in their wire encoding (`offst_proto::friend`), so what is stored is exactly what was
+//! signed and can be re-verified or handed to a third party as evidence.
+//!
+//! Layout: canonical bytes (`offst_proto::canonical`) under the tag `offst/v1/store/<kind>`,
+//! read back by [`ByteReader`], which validates every field like a wire decoder does.
+
+use std::collections::VecDeque;
+
+use offst_credit::{
+    BalanceSheet, ChainPosition, ChannelStatus, CurrencyState, Inconsistency, TokenChannel,
+    TokenHolder,
+};
+use offst_proto::canonical::CanonicalWriter;
+use offst_proto::friend::{
+    FriendMessage, FriendOperation, MoveToken, MoveTokenMessage, ResetTerms,
+};
+use offst_proto::{
+    Balance, Credits, Currency, NetAddress, PublicKey, RelayAddress, Signature, WireMessage,
+};
+
+use crate::error::StoreError;
+
+const CHANNEL_TAG: &[u8] = b"offst/v1/store/channel";
+const RELAYS_TAG: &[u8] = b"offst/v1/store/relays";
+const OPERATION_TAG: &[u8] = b"offst/v1/store/operation";
+
+fn invalid(what: &str) -> StoreError {
+    StoreError::InvalidData(what.to_owned())
+}
+
+/// Reads canonical bytes back, field by field; every read checks bounds.
+pub(crate) struct ByteReader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> ByteReader<'a> {
+    pub(crate) fn new(bytes: &'a [u8], tag: &[u8]) -> Result<ByteReader<'a>, StoreError> {
+        let mut reader = ByteReader { bytes };
+        if reader.bytes_field()? != tag {
+            return Err(invalid("unexpected record tag"));
+        }
+        Ok(reader)
+    }
+
+    fn take(&mut self, len: usize) -> Result<&'a [u8], StoreError> {
+        if self.bytes.len() < len {
+            return Err(invalid("truncated record"));
+        }
+        let (head, tail) = self.bytes.split_at(len);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, StoreError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    pub(crate) fn bool(&mut self) -> Result<bool, StoreError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(invalid("bad boolean")),
+        }
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32, StoreError> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64, StoreError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    pub(crate) fn credits(&mut self) -> Result<Credits, StoreError> {
+        let value = u128::from_be_bytes(self.array()?);
+        if value > Credits::MAX.0 {
+            return Err(invalid("amount out of range"));
+        }
+        Ok(Credits(value))
+    }
+
+    pub(crate) fn balance(&mut self) -> Result<Balance, StoreError> {
+        Ok(Balance(i128::from_be_bytes(self.array()?)))
+    }
+
+    pub(crate) fn bytes_field(&mut self) -> Result<&'a [u8], StoreError> {
+        let len = self.u32()? as usize;
+        self.take(len)
+    }
+
+    pub(crate) fn text(&mut self) -> Result<&'a str, StoreError> {
+        std::str::from_utf8(self.bytes_field()?).map_err(|_| invalid("text is not UTF-8"))
+    }
+
+    pub(crate) fn signature(&mut self) -> Result<Signature, StoreError> {
+        Ok(Signature::from_bytes(self.array()?))
+    }
+
+    pub(crate) fn public_key(&mut self) -> Result<PublicKey, StoreError> {
+        Ok(PublicKey::from_bytes(self.array()?))
+    }
+
+    /// Reads an optional field written by `CanonicalWriter::option`.
+    pub(crate) fn option<T>(
+        &mut self,
+        read: impl FnOnce(&mut Self) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        if self.bool()? {
+            read(self).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub(crate) fn finish(self) -> Result<(), StoreError> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(invalid("trailing bytes in record"))
+        }
+    }
+}
+
+fn encode_token(token: &MoveToken) -> Vec<u8> {
+    FriendMessage::MoveToken(MoveTokenMessage {
+        token: token.clone(),
+        token_wanted: false,
+    })
+    .encode()
+}
+
+fn decode_token(bytes: &[u8]) -> Result<MoveToken, StoreError> {
+    match FriendMessage::decode(bytes).map_err(|err| invalid(&err.to_string()))? {
+        FriendMessage::MoveToken(message) => Ok(message.token),
+        _ => Err(invalid("expected a move token")),
+    }
+}
+
+fn encode_terms(terms: &ResetTerms) -> Vec<u8> {
+    FriendMessage::ResetTerms(terms.clone()).encode()
+}
+
+fn decode_terms(bytes: &[u8]) -> Result<ResetTerms, StoreError> {
+    match FriendMessage::decode(bytes).map_err(|err| invalid(&err.to_string()))? {
+        FriendMessage::ResetTerms(terms) => Ok(terms),
+        _ => Err(invalid("expected reset terms")),
+    }
+}
+
+fn write_currency_state(writer: &mut CanonicalWriter, currency: &Currency, state: &CurrencyState) {
+    writer
+        .text(currency.as_str())
+        .i128(state.balance.0)
+        .u128(state.local_pending_debt.0)
+        .u128(state.remote_pending_debt.0)
+        .u128(state.local_max_debt.0)
+        .u128(state.remote_max_debt.0)
+        .bool(state.local_open)
+        .bool(state.remote_open);
+}
+
+fn read_currency_state(
+    reader: &mut ByteReader<'_>,
+) -> Result<(Currency, CurrencyState), StoreError> {
+    let currency = Currency::new(reader.text()?).map_err(|err| invalid(&err.to_string()))?;
+    let state = CurrencyState {
+        balance: reader.balance()?,
+        local_pending_debt: reader.credits()?,
+        remote_pending_debt: reader.credits()?,
+        local_max_debt: reader.credits()?,
+        remote_max_debt: reader.credits()?,
+        local_open: reader.bool()?,
+        remote_open: reader.bool()?,
+    };
+    Ok((currency, state))
+}
+
+fn write_sheet(writer: &mut CanonicalWriter, sheet: &BalanceSheet) {
+    writer.list_len(sheet.len());
+    for (currency, state) in sheet.currencies() {
+        write_currency_state(writer, currency, state);
+    }
+}
+
+fn read_sheet(reader: &mut ByteReader<'_>) -> Result<BalanceSheet, StoreError> {
+    let count = reader.u32()? as usize;
+    if count > offst_proto::limits::MAX_CURRENCIES_PER_FRIEND {
+        return Err(invalid("too many currencies"));
+    }
+    (0..count).map(|_| read_currency_state(reader)).collect()
+}
+
+/// Encodes a channel's whole state.
+pub(crate) fn encode_channel(status: &ChannelStatus) -> Vec<u8> {
+    let mut writer = CanonicalWriter::new(CHANNEL_TAG);
+    match status {
+        ChannelStatus::Consistent(channel) => {
+            writer.u8(0);
+            write_sheet(&mut writer, &channel.sheet);
+            write_sheet(&mut writer, &channel.previous_sheet);
+            writer
+                .u64(channel.position.inconsistency_counter)
+                .u64(channel.position.move_token_counter)
+                .fixed(channel.tip.as_bytes());
+            match &channel.holder {
+                TokenHolder::Local => {
+                    writer.u8(0);
+                }
+                TokenHolder::Remote { last_outgoing } => {
+                    writer.u8(1);
+                    writer.option(last_outgoing.as_ref(), |w, t| {
+                        w.bytes(&encode_token(t));
+                    });
+                }
+            }
+            writer.option(channel.last_incoming.as_ref(), |w, t| {
+                w.bytes(&encode_token(t));
+            });
+            writer.list_len(channel.recent_incoming.len());
+            for signature in &channel.recent_incoming {
+                writer.fixed(signature.as_bytes());
+            }
+            writer.option(channel.own_reset_terms.as_ref(), |w, t| {
+                w.bytes(&encode_terms(t));
+            });
+        }
+        ChannelStatus::Inconsistent(inconsistency) => {
+            writer.u8(1);
+            writer.bytes(&encode_terms(&inconsistency.local_terms));
+            writer.option(inconsistency.remote_terms.as_ref(), |w, t| {
+                w.bytes(&encode_terms(t));
+            });
+            writer.option(inconsistency.last_incoming.as_ref(), |w, t| {
+                w.bytes(&encode_token(t));
+            });
+            writer.option(inconsistency.previous_sheet.as_ref(), write_sheet);
+        }
+    }
+    writer.finish()
+}
+
+/// Decodes a channel's state written by [`encode_channel`].
+pub(crate) fn decode_channel(bytes: &[u8]) -> Result<ChannelStatus, StoreError> {
+    let mut reader = ByteReader::new(bytes, CHANNEL_TAG)?;
+    let status = match reader.u8()? {
+        0 => {
+            let sheet = read_sheet(&mut reader)?;
+            let previous_sheet = read_sheet(&mut reader)?;
+            let position = ChainPosition {
+                inconsistency_counter: reader.u64()?,
+                move_token_counter: reader.u64()?,
+            };
+            let tip = reader.signature()?;
+            let holder = match reader.u8()? {
+                0 => TokenHolder::Local,
+                1 => TokenHolder::Remote {
+                    last_outgoing: reader.option(|r| decode_token(r.bytes_field()?))?,
+                },
+                _ => return Err(invalid("bad token holder")),
+            };
+            let last_incoming = reader.option(|r| decode_token(r.bytes_field()?))?;
+            let recent = reader.u32()? as usize;
+            if recent > offst_credit::channel::RECENT_INCOMING_TOKENS {
+                return Err(invalid("too many recent tokens"));
+            }
+            let recent_incoming = (0..recent)
+                .map(|_| reader.signature())
+                .collect::<Result<VecDeque<_>, _>>()?;
+            let own_reset_terms = reader.option(|r| decode_terms(r.bytes_field()?))?;
+            ChannelStatus::Consistent(TokenChannel {
+                sheet,
+                previous_sheet,
+                position,
+                tip,
+                holder,
+                last_incoming,
+                recent_incoming,
+                own_reset_terms,
+            })
+        }
+        1 => ChannelStatus::Inconsistent(Inconsistency {
+            local_terms: decode_terms(reader.bytes_field()?)?,
+            remote_terms: reader.option(|r| decode_terms(r.bytes_field()?))?,
+            last_incoming: reader.option(|r| decode_token(r.bytes_field()?))?,
+            previous_sheet: reader.option(read_sheet)?,
+        }),
+        _ => return Err(invalid("bad channel status")),
+    };
+    reader.finish()?;
+    Ok(status)
+}
+
+/// Encodes a relay list.
+pub(crate) fn encode_relays(relays: &[RelayAddress]) -> Vec<u8> {
+    let mut writer = CanonicalWriter::new(RELAYS_TAG);
+    writer.list_len(relays.len());
+    for relay in relays {
+        writer
+            .fixed(relay.public_key.as_bytes())
+            .text(relay.address.as_str());
+    }
+    writer.finish()
+}
+
+/// Decodes a relay list.
+pub(crate) fn decode_relays(bytes: &[u8]) -> Result<Vec<RelayAddress>, StoreError> {
+    let mut reader = ByteReader::new(bytes, RELAYS_TAG)?;
+    let count = reader.u32()? as usize;
+    if count > offst_proto::limits::MAX_RELAYS {
+        return Err(invalid("too many relays"));
+    }
+    let relays = (0..count)
+        .map(|_| {
+            Ok(RelayAddress {
+                public_key: reader.public_key()?,
+                address: NetAddress::new(reader.text()?)
+                    .map_err(|err| invalid(&err.to_string()))?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    reader.finish()?;
+    Ok(relays)
+}
+
+/// Encodes a queued operation: the operation in a move-token envelope of the wire codec, so
+/// there is one decoder for operations.
+pub(crate) fn encode_operation(operation: &FriendOperation) -> Vec<u8> {
+    let envelope = MoveToken {
+        old_token: Signature::from_bytes([0; 64]),
+        inconsistency_counter: 0,
+        move_token_counter: 0,
+        operations: vec![operation.clone()],
+        info_hash: offst_proto::HashResult::from_bytes([0; 32]),
+        new_token: Signature::from_bytes([0; 64]),
+    };
+    let mut writer = CanonicalWriter::new(OPERATION_TAG);
+    writer.bytes(&encode_token(&envelope));
+    writer.finish()
+}
+
+/// Decodes a queued operation.
+pub(crate) fn decode_operation(bytes: &[u8]) -> Result<FriendOperation, StoreError> {
+    let mut reader = ByteReader::new(bytes, OPERATION_TAG)?;
+    let envelope = decode_token(reader.bytes_field()?)?;
+    reader.finish()?;
+    let mut operations = envelope.operations;
+    match (operations.pop(), operations.is_empty()) {
+        (Some(operation), true) => Ok(operation),
+        _ => Err(invalid(
+            "operation envelope must hold exactly one operation",
+        )),
+    }
+}

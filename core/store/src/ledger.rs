@@ -1,0 +1,388 @@
+//! The SQLite store's mapping of credit changes and events to rows ([`Store`] for
+//! [`SqliteStore`]).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use offst_credit::{Change, ChannelStatus, CurrencyConfig, Friend, NodeState};
+use offst_proto::{Credits, Currency, PublicKey, Text};
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use crate::codec::{
+    decode_channel, decode_operation, decode_relays, encode_channel, encode_operation,
+    encode_relays,
+};
+use crate::events::{EventQuery, NewEvent, StoredEvent};
+use crate::sqlite::SqliteStore;
+use crate::{Batch, Store, StoreError, MAX_SETTING_VALUE_LEN};
+
+fn invalid(what: impl Into<String>) -> StoreError {
+    StoreError::InvalidData(what.into())
+}
+
+fn key_from_blob(blob: &[u8]) -> Result<PublicKey, StoreError> {
+    PublicKey::try_from_slice(blob).map_err(|err| invalid(err.to_string()))
+}
+
+fn credits_from_blob(blob: &[u8]) -> Result<Credits, StoreError> {
+    let bytes: [u8; 16] = blob
+        .try_into()
+        .map_err(|_| invalid("amount is not 16 bytes"))?;
+    let value = u128::from_be_bytes(bytes);
+    if value > Credits::MAX.0 {
+        return Err(invalid("amount out of range"));
+    }
+    Ok(Credits(value))
+}
+
+fn expect_one_row(updated: usize, friend: &PublicKey) -> Result<(), StoreError> {
+    if updated == 1 {
+        Ok(())
+    } else {
+        Err(invalid(format!("change for unknown friend {friend}")))
+    }
+}
+
+fn friend_exists(tx: &Transaction<'_>, friend: &PublicKey) -> Result<(), StoreError> {
+    let exists: Option<i64> = tx
+        .query_row(
+            "SELECT 1 FROM friends WHERE public_key = ?1",
+            [friend.as_bytes()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    expect_one_row(exists.map_or(0, |_| 1), friend)
+}
+
+fn write_channel(
+    tx: &Transaction<'_>,
+    friend: &PublicKey,
+    channel: &ChannelStatus,
+) -> Result<(), StoreError> {
+    let status = match channel {
+        ChannelStatus::Consistent(_) => "consistent",
+        ChannelStatus::Inconsistent(_) => "inconsistent",
+    };
+    tx.execute(
+        "INSERT INTO channels (friend, status, state) VALUES (?1, ?2, ?3)
+         ON CONFLICT (friend) DO UPDATE SET status = excluded.status, state = excluded.state",
+        params![friend.as_bytes(), status, encode_channel(channel)],
+    )?;
+    tx.execute(
+        "DELETE FROM channel_currencies WHERE friend = ?1",
+        [friend.as_bytes()],
+    )?;
+    if let ChannelStatus::Consistent(channel) = channel {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO channel_currencies (friend, currency, balance, local_max_debt,
+                 remote_max_debt, local_pending_debt, remote_pending_debt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for (currency, state) in channel.sheet.currencies() {
+            insert.execute(params![
+                friend.as_bytes(),
+                currency.as_str(),
+                state.balance.0.to_be_bytes(),
+                state.local_max_debt.0.to_be_bytes(),
+                state.remote_max_debt.0.to_be_bytes(),
+                state.local_pending_debt.0.to_be_bytes(),
+                state.remote_pending_debt.0.to_be_bytes(),
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+fn write_currency_config(
+    tx: &Transaction<'_>,
+    friend: &PublicKey,
+    currency: &Currency,
+    config: Option<&CurrencyConfig>,
+) -> Result<(), StoreError> {
+    match config {
+        Some(config) => tx.execute(
+            "INSERT INTO currency_configs (friend, currency, remote_max_debt, open)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (friend, currency) DO UPDATE
+             SET remote_max_debt = excluded.remote_max_debt, open = excluded.open",
+            params![
+                friend.as_bytes(),
+                currency.as_str(),
+                config.remote_max_debt.0.to_be_bytes(),
+                config.open
+            ],
+        )?,
+        None => tx.execute(
+            "DELETE FROM currency_configs WHERE friend = ?1 AND currency = ?2",
+            params![friend.as_bytes(), currency.as_str()],
+        )?,
+    };
+    Ok(())
+}
+
+fn apply_change(tx: &Transaction<'_>, change: &Change) -> Result<(), StoreError> {
+    match change {
+        Change::AddFriend(friend) => {
+            let key = friend.public_key;
+            tx.execute(
+                "DELETE FROM friends WHERE public_key = ?1",
+                [key.as_bytes()],
+            )?;
+            tx.execute(
+                "INSERT INTO friends (public_key, name, enabled, relays, previous_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    key.as_bytes(),
+                    friend.name.as_str(),
+                    friend.enabled,
+                    encode_relays(&friend.relays),
+                    friend.previous_key.map(|k| k.as_bytes().to_vec()),
+                ],
+            )?;
+            for (currency, config) in &friend.currency_configs {
+                write_currency_config(tx, &key, currency, Some(config))?;
+            }
+            write_channel(tx, &key, &friend.channel)?;
+            for (position, operation) in friend.queued.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO queued_operations (friend, position, operation)
+                     VALUES (?1, ?2, ?3)",
+                    params![key.as_bytes(), position as i64, encode_operation(operation)],
+                )?;
+            }
+        }
+        Change::RemoveFriend(friend) => {
+            let removed = tx.execute(
+                "DELETE FROM friends WHERE public_key = ?1",
+                [friend.as_bytes()],
+            )?;
+            expect_one_row(removed, friend)?;
+        }
+        Change::SetFriendName { friend, name } => {
+            let updated = tx.execute(
+                "UPDATE friends SET name = ?2 WHERE public_key = ?1",
+                params![friend.as_bytes(), name.as_str()],
+            )?;
+            expect_one_row(updated, friend)?;
+        }
+        Change::SetFriendRelays { friend, relays } => {
+            let updated = tx.execute(
+                "UPDATE friends SET relays = ?2 WHERE public_key = ?1",
+                params![friend.as_bytes(), encode_relays(relays)],
+            )?;
+            expect_one_row(updated, friend)?;
+        }
+        Change::SetFriendEnabled { friend, enabled } => {
+            let updated = tx.execute(
+                "UPDATE friends SET enabled = ?2 WHERE public_key = ?1",
+                params![friend.as_bytes(), enabled],
+            )?;
+            expect_one_row(updated, friend)?;
+        }
+        Change::SetCurrencyConfig {
+            friend,
+            currency,
+            config,
+        } => {
+            friend_exists(tx, friend)?;
+            write_currency_config(tx, friend, currency, config.as_ref())?;
+        }
+        Change::SetChannel { friend, channel } => {
+            friend_exists(tx, friend)?;
+            write_channel(tx, friend, channel)?;
+        }
+        Change::QueueOperation { friend, operation } => {
+            friend_exists(tx, friend)?;
+            tx.execute(
+                "INSERT INTO queued_operations (friend, position, operation)
+                 VALUES (?1, (SELECT coalesce(max(position) + 1, 0) FROM queued_operations
+                              WHERE friend = ?1), ?2)",
+                params![friend.as_bytes(), encode_operation(operation)],
+            )?;
+        }
+        Change::DequeueOperations { friend, count } => {
+            friend_exists(tx, friend)?;
+            tx.execute(
+                "DELETE FROM queued_operations WHERE friend = ?1 AND position IN
+                 (SELECT position FROM queued_operations WHERE friend = ?1
+                  ORDER BY position LIMIT ?2)",
+                params![friend.as_bytes(), *count as i64],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn insert_event(tx: &Transaction<'_>, event: &NewEvent) -> Result<(), StoreError> {
+    event.check()?;
+    tx.prepare_cached(
+        "INSERT INTO events (timestamp_ms, kind, friend, status, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        event.timestamp_ms as i64,
+        event.kind,
+        event.friend.map(|k| k.as_bytes().to_vec()),
+        event.status,
+        event.payload.to_string(),
+    ])?;
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let path = self.path().to_owned();
+        let classify = |err: StoreError| match err {
+            StoreError::Sqlite(err) => StoreError::from_sqlite(&path, err),
+            other => other,
+        };
+        let tx = self.begin()?;
+        for change in &batch.changes {
+            apply_change(&tx, change).map_err(classify)?;
+        }
+        for event in &batch.events {
+            insert_event(&tx, event).map_err(classify)?;
+        }
+        for (key, value) in &batch.settings {
+            match value {
+                Some(value) if value.len() > MAX_SETTING_VALUE_LEN => {
+                    return Err(invalid("setting value too large"))
+                }
+                Some(value) => tx.execute(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![key, value],
+                ),
+                None => tx.execute("DELETE FROM settings WHERE key = ?1", [key]),
+            }
+            .map_err(|err| classify(err.into()))?;
+        }
+        tx.commit().map_err(|err| classify(err.into()))
+    }
+
+    fn load(&self) -> Result<NodeState, StoreError> {
+        let mut friends = BTreeMap::new();
+        let mut statement = self.conn.prepare(
+            "SELECT f.public_key, f.name, f.enabled, f.relays, f.previous_key, c.state
+             FROM friends f JOIN channels c ON c.friend = f.public_key",
+        )?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let key = key_from_blob(&row.get::<_, Vec<u8>>(0)?)?;
+            let name = Text::new(&row.get::<_, String>(1)?).map_err(|e| invalid(e.to_string()))?;
+            let previous_key = row
+                .get::<_, Option<Vec<u8>>>(4)?
+                .map(|blob| key_from_blob(&blob))
+                .transpose()?;
+            friends.insert(
+                key,
+                Friend {
+                    public_key: key,
+                    name,
+                    relays: decode_relays(&row.get::<_, Vec<u8>>(3)?)?,
+                    enabled: row.get(2)?,
+                    currency_configs: BTreeMap::new(),
+                    channel: decode_channel(&row.get::<_, Vec<u8>>(5)?)?,
+                    queued: VecDeque::new(),
+                    previous_key,
+                },
+            );
+        }
+        let mut statement = self
+            .conn
+            .prepare("SELECT friend, currency, remote_max_debt, open FROM currency_configs")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let key = key_from_blob(&row.get::<_, Vec<u8>>(0)?)?;
+            let currency =
+                Currency::new(&row.get::<_, String>(1)?).map_err(|e| invalid(e.to_string()))?;
+            let config = CurrencyConfig {
+                remote_max_debt: credits_from_blob(&row.get::<_, Vec<u8>>(2)?)?,
+                open: row.get(3)?,
+            };
+            friends
+                .get_mut(&key)
+                .ok_or_else(|| invalid("currency config of an unknown friend"))?
+                .currency_configs
+                .insert(currency, config);
+        }
+        let mut statement = self
+            .conn
+            .prepare("SELECT friend, operation FROM queued_operations ORDER BY friend, position")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let key = key_from_blob(&row.get::<_, Vec<u8>>(0)?)?;
+            let operation = decode_operation(&row.get::<_, Vec<u8>>(1)?)?;
+            friends
+                .get_mut(&key)
+                .ok_or_else(|| invalid("queued operation of an unknown friend"))?
+                .queued
+                .push_back(operation);
+        }
+        Ok(NodeState { friends })
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
+            .optional()?)
+    }
+
+    fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT id, timestamp_ms, kind, friend, status, payload, handled FROM events
+             WHERE (?1 IS NULL OR timestamp_ms >= ?1)
+               AND (?2 IS NULL OR timestamp_ms < ?2)
+               AND (?3 IS NULL OR friend = ?3)
+               AND (?4 IS NULL OR status = ?4)
+               AND (?5 = 0 OR handled = 0)
+               AND (?6 IS NULL OR id > ?6)
+             ORDER BY id LIMIT ?7",
+        )?;
+        let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let mut rows = statement.query(params![
+            query.since_ms.map(to_i64),
+            query.until_ms.map(to_i64),
+            query.friend.map(|k| k.as_bytes().to_vec()),
+            query.status,
+            query.unhandled_only,
+            query.after_id.map(to_i64),
+            query.effective_limit() as i64,
+        ])?;
+        let mut events = Vec::new();
+        while let Some(row) = rows.next()? {
+            let payload: String = row.get(5)?;
+            events.push(StoredEvent {
+                id: u64::try_from(row.get::<_, i64>(0)?).map_err(|_| invalid("event id"))?,
+                event: NewEvent {
+                    timestamp_ms: u64::try_from(row.get::<_, i64>(1)?)
+                        .map_err(|_| invalid("event time"))?,
+                    kind: row.get(2)?,
+                    friend: row
+                        .get::<_, Option<Vec<u8>>>(3)?
+                        .map(|blob| key_from_blob(&blob))
+                        .transpose()?,
+                    status: row.get(4)?,
+                    payload: serde_json::from_str(&payload)
+                        .map_err(|err| invalid(format!("event payload: {err}")))?,
+                },
+                handled: row.get(6)?,
+            });
+        }
+        Ok(events)
+    }
+
+    fn mark_event_handled(&mut self, id: u64) -> Result<bool, StoreError> {
+        let id = i64::try_from(id).map_err(|_| invalid("event id out of range"))?;
+        let updated = self.conn.execute(
+            "UPDATE events SET handled = 1 WHERE id = ?1 AND handled = 0",
+            [id],
+        )?;
+        Ok(updated == 1)
+    }
+}
