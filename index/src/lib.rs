@@ -8,5 +8,10 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(missing_docs)]
 
+pub mod client;
 pub mod graph;
+pub mod metrics;
+pub mod ratelimit;
 pub mod route;
+pub mod server;
+pub mod state;
