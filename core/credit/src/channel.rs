@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use offst_crypto::{random_bytes, sha512_256, verify_signature, Identity, SecureRngDyn};
 use offst_proto::canonical::{domain, CanonicalWriter};
 use offst_proto::friend::{FriendOperation, MoveToken, ResetTerms};
-use offst_proto::{DecodeError, PublicKey, Signature};
+use offst_proto::{DecodeError, PublicKey, RandValue, Signature};
 
 use crate::sheet::{sheet_hash, BalanceSheet, ChainPosition, OperationError, Side};
 
@@ -220,6 +220,19 @@ impl TokenChannel {
         }
     }
 
+    /// No token was exchanged yet: the channel is as [`TokenChannel::genesis`] made it.
+    pub fn is_at_genesis(&self) -> bool {
+        self.position == ChainPosition::default()
+            && self.last_incoming.is_none()
+            && matches!(
+                self.holder,
+                TokenHolder::Local
+                    | TokenHolder::Remote {
+                        last_outgoing: None
+                    }
+            )
+    }
+
     /// We may send the next token.
     pub fn holds_token(&self) -> bool {
         self.holder == TokenHolder::Local
@@ -233,6 +246,7 @@ impl TokenChannel {
         remote: &PublicKey,
         operations: Vec<FriendOperation>,
         sheet_after: BalanceSheet,
+        rng: &mut dyn SecureRngDyn,
     ) -> Result<MoveToken, OperationError> {
         let position = ChainPosition {
             inconsistency_counter: self.position.inconsistency_counter,
@@ -249,6 +263,7 @@ impl TokenChannel {
             position,
             operations,
             &sheet_after,
+            rng,
         )?;
         self.previous_sheet = std::mem::replace(&mut self.sheet, sheet_after);
         self.position = position;
@@ -397,15 +412,18 @@ fn sign_token(
     position: ChainPosition,
     operations: Vec<FriendOperation>,
     sheet_after: &BalanceSheet,
+    rng: &mut dyn SecureRngDyn,
 ) -> Result<MoveToken, OperationError> {
     let info_hash = sheet_hash(&identity.public_key(), remote, position, sheet_after)
         .ok_or(OperationError::Overflow)?;
+    let rand_nonce = RandValue::from_bytes(random_bytes::<16>(rng));
     let signing_bytes = MoveToken::signing_bytes_of(
         &old_token,
         position.inconsistency_counter,
         position.move_token_counter,
         &operations,
         &info_hash,
+        &rand_nonce,
     );
     Ok(MoveToken {
         old_token,
@@ -413,6 +431,7 @@ fn sign_token(
         move_token_counter: position.move_token_counter,
         operations,
         info_hash,
+        rand_nonce,
         new_token: identity.sign(&signing_bytes),
     })
 }
@@ -480,6 +499,7 @@ impl Inconsistency {
         &self,
         identity: &Identity,
         remote: &PublicKey,
+        rng: &mut dyn SecureRngDyn,
     ) -> Option<Result<(TokenChannel, MoveToken), OperationError>> {
         let remote_terms = self.remote_terms.as_ref()?;
         Some((|| {
@@ -499,6 +519,7 @@ impl Inconsistency {
                 position,
                 Vec::new(),
                 &sheet,
+                rng,
             )?;
             let channel = TokenChannel {
                 previous_sheet: sheet.clone(),

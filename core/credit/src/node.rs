@@ -352,8 +352,15 @@ impl CreditNode {
             .iter()
             .filter(|(key, friend)| friend.enabled && self.is_online(key))
             .filter(|(key, friend)| self.awaits_answer(key, friend))
-            .filter_map(|(key, _)| self.links.get(key)?.last_sent)
-            .map(|sent| sent.plus_ms(self.config.retransmit_after_ms))
+            .map(|(key, _)| {
+                // Never sent: due at once.
+                self.links
+                    .get(key)
+                    .and_then(|link| link.last_sent)
+                    .map_or(Timestamp(0), |sent| {
+                        sent.plus_ms(self.config.retransmit_after_ms)
+                    })
+            })
             .min()
     }
 
@@ -387,7 +394,7 @@ impl CreditNode {
         let mut out = Output::default();
         let touched = self.command(command, now, rng, &mut out)?;
         if let Some(friend) = touched {
-            self.flush(&friend, now, &mut out);
+            self.flush(&friend, now, rng, &mut out);
         }
         Ok(out)
     }
@@ -446,22 +453,38 @@ impl CreditNode {
                 self.receive_reset_terms(from, terms, now, rng, &mut out);
             }
         }
-        self.flush(from, now, &mut out);
+        self.flush(from, now, rng, &mut out);
         out
     }
 
     /// The friend is connected: we retransmit what it may have missed and send what waits.
-    pub fn handle_friend_online(&mut self, friend: &PublicKey, now: Timestamp) -> Output {
+    pub fn handle_friend_online(
+        &mut self,
+        friend: &PublicKey,
+        now: Timestamp,
+        rng: &mut dyn SecureRngDyn,
+    ) -> Output {
         let mut out = Output::default();
         if !self.state.friends.contains_key(friend) {
             return out;
         }
+        let at_genesis = self
+            .state
+            .friends
+            .get(friend)
+            .is_some_and(|entry| match &entry.channel {
+                ChannelStatus::Consistent(channel) => channel.is_at_genesis(),
+                ChannelStatus::Inconsistent(_) => false,
+            });
         let link = self.links.entry(*friend).or_default();
         link.online = true;
         link.asked_for_token = false;
-        link.friend_wants_token = false;
+        // A new friendship exchanges its first token at once: it proves both sides derived
+        // the same genesis, and a friend that lost its data learns it now, not at the first
+        // payment.
+        link.friend_wants_token = at_genesis;
         self.retransmit(friend, now, &mut out);
-        self.flush(friend, now, &mut out);
+        self.flush(friend, now, rng, &mut out);
         out
     }
 
@@ -637,7 +660,7 @@ impl CreditNode {
                 if !matches {
                     return Err(CommandError::NoSuchResetTerms);
                 }
-                self.accept_remote_terms(&friend, now, out)?;
+                self.accept_remote_terms(&friend, now, rng, out)?;
                 Ok(Some(friend))
             }
             Command::ReplaceFriendKey {
@@ -848,7 +871,13 @@ impl CreditNode {
 
     /// Sends what the friend should get now: a token if we hold it and have something to say
     /// (or the friend asked), or a request for the token.
-    fn flush(&mut self, key: &PublicKey, now: Timestamp, out: &mut Output) {
+    fn flush(
+        &mut self,
+        key: &PublicKey,
+        now: Timestamp,
+        rng: &mut dyn SecureRngDyn,
+        out: &mut Output,
+    ) {
         let Some(friend) = self.state.friends.get(key) else {
             return;
         };
@@ -863,7 +892,7 @@ impl CreditNode {
         match &channel.holder {
             TokenHolder::Local => {
                 if has_work || link.friend_wants_token {
-                    self.send_token(key, now, out);
+                    self.send_token(key, now, rng, out);
                 }
             }
             TokenHolder::Remote { last_outgoing } => {
@@ -879,7 +908,13 @@ impl CreditNode {
     }
 
     /// Builds, signs and sends the next token (we hold it).
-    fn send_token(&mut self, key: &PublicKey, now: Timestamp, out: &mut Output) {
+    fn send_token(
+        &mut self,
+        key: &PublicKey,
+        now: Timestamp,
+        rng: &mut dyn SecureRngDyn,
+        out: &mut Output,
+    ) {
         let Some(friend) = self.state.friends.get(key) else {
             return;
         };
@@ -913,7 +948,7 @@ impl CreditNode {
         }
         let more_queued = friend.queued.len() > dequeued;
         let mut channel = channel.clone();
-        let token = match channel.send(&self.identity, key, operations.clone(), sheet) {
+        let token = match channel.send(&self.identity, key, operations.clone(), sheet, rng) {
             Ok(token) => token,
             // Only a counter at u64::MAX or an unrepresentable balance gets here; no valid
             // channel reaches either. Nothing is sent; the state is unchanged.
@@ -968,7 +1003,7 @@ impl CreditNode {
                 })),
                 TokenHolder::Remote {
                     last_outgoing: None,
-                } => has_work.then_some(FriendMessage::TokenWanted),
+                } => (has_work || channel.is_at_genesis()).then_some(FriendMessage::TokenWanted),
             },
         };
         if let Some(message) = message {
@@ -1132,7 +1167,7 @@ impl CreditNode {
         self.set_channel(key, ChannelStatus::Inconsistent(inconsistency), out);
         if accept {
             // Terms from the friend always convert; if not, we wait for the user.
-            if self.accept_remote_terms(key, now, out).is_ok() {
+            if self.accept_remote_terms(key, now, rng, out).is_ok() {
                 return;
             }
         }
@@ -1144,6 +1179,7 @@ impl CreditNode {
         &mut self,
         key: &PublicKey,
         now: Timestamp,
+        rng: &mut dyn SecureRngDyn,
         out: &mut Output,
     ) -> Result<(), CommandError> {
         let Some(friend) = self.state.friends.get(key) else {
@@ -1153,7 +1189,7 @@ impl CreditNode {
             return Err(CommandError::NoSuchResetTerms);
         };
         let (channel, token) = inconsistency
-            .accept_remote_terms(&self.identity, key)
+            .accept_remote_terms(&self.identity, key, rng)
             .ok_or(CommandError::NoSuchResetTerms)??;
         self.set_channel(key, ChannelStatus::Consistent(channel), out);
         self.after_reset(key, out);

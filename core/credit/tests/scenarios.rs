@@ -183,20 +183,32 @@ fn a_lost_token_is_retransmitted_when_the_link_comes_back() {
 #[test]
 fn a_lost_token_is_retransmitted_on_timer_when_more_is_waiting() {
     let (mut net, a, b) = friends_with_limits();
-    pay(&mut net, a, b, fst(), 10).unwrap();
+    let (payer, payee) = if holds_token(&net, a, b) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    pay(&mut net, payer, payee, fst(), 10).unwrap();
     net.drop_message(0).unwrap();
     // The second transfer waits for the token; asking for it resends the first token, which
     // is lost too.
-    pay(&mut net, a, b, fst(), 5).unwrap();
+    pay(&mut net, payer, payee, fst(), 5).unwrap();
     net.drop_message(0).unwrap();
     net.deliver_all(100);
-    assert_eq!(balance(&net, b, a, &fst()), Some(0));
+    assert_eq!(balance(&net, payee, payer, &fst()), Some(0));
     net.advance(CreditConfig::default().retransmit_after_ms);
     net.deliver_all(100);
-    assert_eq!(balance(&net, b, a, &fst()), Some(15));
-    assert_eq!(balance(&net, a, b, &fst()), Some(-15));
+    assert_eq!(balance(&net, payee, payer, &fst()), Some(15));
+    assert_eq!(balance(&net, payer, payee, &fst()), Some(-15));
     net.settle().unwrap();
     net.check_agreement().unwrap();
+}
+
+fn holds_token(net: &SimNetwork, of: NodeId, with: NodeId) -> bool {
+    matches!(
+        &net.persisted(of).friends[&net.public_key(with)].channel,
+        ChannelStatus::Consistent(channel) if channel.holds_token()
+    )
 }
 
 #[test]
@@ -436,13 +448,21 @@ fn terms_balance(terms_received_from_author: &offst_proto::friend::ResetTerms) -
     terms_received_from_author.currencies[0].balance.0
 }
 
-#[test]
-fn a_node_that_lost_its_data_recovers_its_balances_from_its_friend() {
-    let (mut net, a, b) = friends_with_limits();
+/// `a` loses its data; `a_is_first` picks which of the two nodes plays `a`, so both key
+/// orders (genesis token holder or not) are covered.
+fn lost_data_recovery(a_is_first: bool) {
+    let (mut net, first, second) = friends_with_limits();
+    let (a, b) = if a_is_first {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    // Limits as in `friends_with_limits`, seen from `a`.
+    let (a_limit_for_b, b_limit_for_a) = if a_is_first { (100, 50) } else { (50, 100) };
     set_limit(&mut net, a, b, usd(), 7);
-    pay(&mut net, b, a, fst(), 60).unwrap();
+    pay(&mut net, b, a, fst(), 40).unwrap();
     net.settle().unwrap();
-    assert_eq!(balance(&net, a, b, &fst()), Some(60));
+    assert_eq!(balance(&net, a, b, &fst()), Some(40));
     // a loses everything but its key, and adds b again.
     net.wipe(a);
     net.add_friend_one_way(a, b).unwrap();
@@ -464,19 +484,25 @@ fn a_node_that_lost_its_data_recovers_its_balances_from_its_friend() {
     .unwrap();
     net.settle().unwrap();
     net.check_agreement().unwrap();
-    assert_eq!(balance(&net, a, b, &fst()), Some(60));
+    assert_eq!(balance(&net, a, b, &fst()), Some(40));
     assert_eq!(balance(&net, a, b, &usd()), Some(0));
     // The limits came back too, and a's configuration keeps them.
     let friend = net.node(a).friend(&net.public_key(b)).unwrap();
     assert_eq!(
         friend.currency_configs[&fst()].remote_max_debt,
-        Credits(100)
+        Credits(a_limit_for_b)
     );
     assert_eq!(friend.currency_configs[&usd()].remote_max_debt, Credits(7));
-    pay(&mut net, a, b, fst(), 110).unwrap();
+    pay(&mut net, a, b, fst(), 40 + b_limit_for_a).unwrap();
     net.settle().unwrap();
-    assert_eq!(balance(&net, b, a, &fst()), Some(50));
+    assert_eq!(balance(&net, b, a, &fst()), Some(b_limit_for_a as i128));
     net.check_agreement().unwrap();
+}
+
+#[test]
+fn a_node_that_lost_its_data_recovers_its_balances_from_its_friend() {
+    lost_data_recovery(true);
+    lost_data_recovery(false);
 }
 
 #[test]
@@ -656,12 +682,14 @@ fn sign_by_hand(
         sheet_after,
     )
     .unwrap();
+    let rand_nonce = offst_proto::RandValue::from_bytes([4; 16]);
     let bytes = MoveToken::signing_bytes_of(
         &state.tip,
         position.inconsistency_counter,
         position.move_token_counter,
         &operations,
         &info_hash,
+        &rand_nonce,
     );
     MoveToken {
         old_token: state.tip,
@@ -669,6 +697,7 @@ fn sign_by_hand(
         move_token_counter: position.move_token_counter,
         operations,
         info_hash,
+        rand_nonce,
         new_token: net.identity(signer).sign(&bytes),
     }
 }

@@ -29,6 +29,7 @@ struct MoveToken {
   operations @3 :List(FriendOperation);  # at most MAX_OPERATIONS_IN_BATCH
   infoHash @4 :Data;               # 32 bytes: hash of the balance sheet after the operations
   newToken @5 :Data;               # 64 bytes: Ed25519 signature of the sender over the signing bytes
+  randNonce @6 :Data;              # 16 random bytes: a node that lost its data never re-creates an old token
 }
 
 struct FriendOperation {

@@ -11,7 +11,7 @@ use crate::limits::{MAX_CURRENCIES_PER_FRIEND, MAX_OPERATIONS_IN_BATCH};
 use crate::schema::friend_capnp::{
     currency_balance, friend_message, friend_operation, move_token, reset_terms,
 };
-use crate::types::{Balance, Credits, Currency, HashResult, PaymentId, Signature};
+use crate::types::{Balance, Credits, Currency, HashResult, PaymentId, RandValue, Signature};
 
 /// One operation inside a move token. Operations are applied in order, all or nothing, to the
 /// balance sheet of the pair; the sender applies them before signing, the receiver verifies
@@ -107,16 +107,21 @@ pub struct MoveToken {
     pub move_token_counter: u64,
     /// At most [`MAX_OPERATIONS_IN_BATCH`] operations, applied in order.
     pub operations: Vec<FriendOperation>,
-    /// SHA-512/256 of the canonical balance sheet after the operations, as seen by the sender.
+    /// SHA-512/256 of the canonical balance sheet after the operations (see
+    /// `offst_credit::sheet::sheet_hash`).
     pub info_hash: HashResult,
+    /// 16 random bytes. Signatures are deterministic and so is the genesis link: without the
+    /// nonce, a node that lost its data would re-create, bit for bit, tokens it sent before,
+    /// and its friend would take them for replays instead of detecting the divergence.
+    pub rand_nonce: RandValue,
     /// The sender's Ed25519 signature over [`MoveToken::signing_bytes`].
     pub new_token: Signature,
 }
 
 impl MoveToken {
     /// The bytes the sender signs: tag `offst/v1/friend/move-token`, `old_token`, both counters,
-    /// the operations (count, then each canonical operation), `info_hash`. The pair's public keys
-    /// are bound through `info_hash`, which covers them.
+    /// the operations (count, then each canonical operation), `info_hash`, `rand_nonce`. The
+    /// pair's public keys are bound through `info_hash`, which covers them.
     pub fn signing_bytes(&self) -> Vec<u8> {
         Self::signing_bytes_of(
             &self.old_token,
@@ -124,6 +129,7 @@ impl MoveToken {
             self.move_token_counter,
             &self.operations,
             &self.info_hash,
+            &self.rand_nonce,
         )
     }
 
@@ -134,6 +140,7 @@ impl MoveToken {
         move_token_counter: u64,
         operations: &[FriendOperation],
         info_hash: &HashResult,
+        rand_nonce: &RandValue,
     ) -> Vec<u8> {
         let mut writer = CanonicalWriter::new(domain::MOVE_TOKEN);
         writer
@@ -144,7 +151,9 @@ impl MoveToken {
         for operation in operations {
             operation.write_canonical(&mut writer);
         }
-        writer.fixed(info_hash.as_bytes());
+        writer
+            .fixed(info_hash.as_bytes())
+            .fixed(rand_nonce.as_bytes());
         writer.finish()
     }
 }
@@ -271,6 +280,7 @@ fn write_move_token(mut builder: move_token::Builder<'_>, token: &MoveToken) {
     builder.set_move_token_counter(token.move_token_counter);
     builder.set_info_hash(token.info_hash.as_bytes());
     builder.set_new_token(token.new_token.as_bytes());
+    builder.set_rand_nonce(token.rand_nonce.as_bytes());
     let len = u32::try_from(token.operations.len()).unwrap_or(u32::MAX);
     let mut list = builder.init_operations(len);
     for (index, operation) in (0..len).zip(&token.operations) {
@@ -298,6 +308,11 @@ fn read_move_token(reader: move_token::Reader<'_>) -> Result<MoveToken, DecodeEr
             "infoHash",
             reader.get_info_hash(),
             HashResult::try_from_slice,
+        )?,
+        rand_nonce: read_fixed(
+            "randNonce",
+            reader.get_rand_nonce(),
+            RandValue::try_from_slice,
         )?,
         new_token: read_fixed(
             "newToken",
@@ -439,6 +454,7 @@ mod tests {
             move_token_counter: u64::MAX,
             operations,
             info_hash: HashResult::from_bytes([2; 32]),
+            rand_nonce: RandValue::from_bytes([6; 16]),
             new_token: Signature::from_bytes([3; 64]),
         }
     }
@@ -532,6 +548,7 @@ mod tests {
             let mut token = b.reborrow().init_token();
             token.set_old_token(&[0; 63]);
             token.set_info_hash(&[0; 32]);
+            token.set_rand_nonce(&[0; 16]);
             token.set_new_token(&[0; 64]);
         });
         assert!(matches!(
@@ -546,6 +563,7 @@ mod tests {
             let mut token = b.reborrow().init_token();
             token.set_old_token(&[0; 64]);
             token.set_info_hash(&[0; 32]);
+            token.set_rand_nonce(&[0; 16]);
             token.set_new_token(&[0; 64]);
             let mut ops = token.init_operations(1);
             ops.reborrow().get(0).set_add_currency("no spaces");
@@ -594,6 +612,9 @@ mod tests {
         assert_ne!(changed.signing_bytes(), bytes);
         let mut changed = base.clone();
         changed.old_token = Signature::from_bytes([7; 64]);
+        assert_ne!(changed.signing_bytes(), bytes);
+        let mut changed = base.clone();
+        changed.rand_nonce = RandValue::from_bytes([7; 16]);
         assert_ne!(changed.signing_bytes(), bytes);
         // The signature itself is not part of what it signs.
         let mut changed = base;

@@ -324,7 +324,9 @@ impl SimNetwork {
         let now = self.now();
         for (from, to) in [(a, b), (b, a)] {
             let key = self.public_key(to);
-            let output = self.nodes[from.0].node.handle_friend_online(&key, now);
+            let output = self.nodes[from.0]
+                .node
+                .handle_friend_online(&key, now, &mut self.rng);
             let _ = self.route(from, output);
         }
     }
