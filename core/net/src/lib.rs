@@ -34,6 +34,7 @@ pub mod access;
 pub mod backoff;
 mod error;
 pub mod framed;
+pub mod relay_client;
 pub mod secure;
 pub mod tcp;
 
@@ -41,4 +42,5 @@ pub use access::{AccessControl, AllowAll, AllowList};
 pub use backoff::{Backoff, BackoffPolicy};
 pub use error::NetError;
 pub use framed::Framed;
+pub use relay_client::{ListenEvent, RelayClientConfig, RelayError, RelayListener};
 pub use secure::{SecureConfig, SecureReceiver, SecureSender, SecureStream};

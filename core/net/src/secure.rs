@@ -376,6 +376,33 @@ impl SecureStream {
         self.note(result)
     }
 
+    /// Receives the next message like [`SecureStream::recv`] but never sends anything while
+    /// waiting. For the last message before a switch-over (docs/PROTOCOL.md, "Relay"): after
+    /// its request, a side must not put another record on the wire, or the record would end
+    /// up in the tunnel. Still fails with [`NetError::IdleTimeout`].
+    pub async fn recv_without_keepalive(&mut self) -> Result<Option<Vec<u8>>, NetError> {
+        if self.failed {
+            return Err(NetError::Closed);
+        }
+        let result = loop {
+            let idle_deadline = self.receive.idle_deadline();
+            let record = tokio::select! {
+                biased;
+                record = self.receive.next_record() => record,
+                () = sleep_until(idle_deadline) => {
+                    Err(NetError::IdleTimeout(self.receive.idle_timeout))
+                }
+            };
+            match record {
+                Ok(Some((RecordKind::Keepalive, _))) => continue,
+                Ok(Some((RecordKind::Data, message))) => break Ok(Some(message)),
+                Ok(None) => break Ok(None),
+                Err(err) => break Err(err),
+            }
+        };
+        self.note(result)
+    }
+
     async fn recv_inner(&mut self) -> Result<Option<Vec<u8>>, NetError> {
         loop {
             let idle_deadline = self.receive.idle_deadline();
