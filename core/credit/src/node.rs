@@ -20,7 +20,9 @@ use offst_proto::{
     Balance, Credits, Currency, PaymentId, PublicKey, RelayAddress, Signature, Text, WireMessage,
 };
 
-use crate::channel::{ChannelStatus, Inconsistency, ReceiveError, TokenHolder, TokenOutcome};
+use crate::channel::{
+    new_reset_terms, ChannelStatus, Inconsistency, ReceiveError, TokenHolder, TokenOutcome,
+};
 use crate::sheet::{BalanceSheet, OperationError, Side};
 use crate::state::{Change, CurrencyConfig, Friend, NodeState};
 
@@ -831,11 +833,7 @@ impl CreditNode {
             ChannelStatus::Inconsistent(inconsistency) => {
                 let sheet = BalanceSheet::from_terms(&inconsistency.local_terms.currencies, false)
                     .unwrap_or_default();
-                crate::channel::new_reset_terms(
-                    &sheet,
-                    inconsistency.local_terms.inconsistency_counter,
-                    rng,
-                )
+                new_reset_terms(&sheet, inconsistency.local_terms.inconsistency_counter, rng)
             }
         };
         let friend = Friend {
@@ -1084,8 +1082,28 @@ impl CreditNode {
                             friend: *key,
                             error,
                         });
+                        let mut inconsistency = inconsistency;
+                        if token.inconsistency_counter
+                            >= inconsistency.local_terms.inconsistency_counter
+                        {
+                            // The friend is in a later epoch than our terms (we lost our data,
+                            // or it reset since): terms at or below its epoch would look stale
+                            // to it. Publish the same sheet in the epoch after its.
+                            let sheet = BalanceSheet::from_terms(
+                                &inconsistency.local_terms.currencies,
+                                false,
+                            )
+                            .unwrap_or_default();
+                            inconsistency.local_terms =
+                                new_reset_terms(&sheet, token.inconsistency_counter, rng);
+                            self.set_channel(
+                                key,
+                                ChannelStatus::Inconsistent(inconsistency.clone()),
+                                out,
+                            );
+                        }
                         // The friend may not know the channel is inconsistent.
-                        let terms = inconsistency.local_terms.clone();
+                        let terms = inconsistency.local_terms;
                         self.send(key, FriendMessage::ResetTerms(terms), now, out);
                     }
                 }
