@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod config;
 pub mod graph;
 pub mod metrics;
 pub mod ratelimit;

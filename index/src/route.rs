@@ -87,6 +87,9 @@ pub struct Router {
     relaxed_generation: u32,
     relaxed_forward: Vec<u32>,
     relaxed_backward: Vec<u32>,
+    forward_parent: Vec<NodeIx>,
+    relaxed_parent: Vec<NodeIx>,
+    relaxed_depth: Vec<u32>,
     excluded: Vec<u32>,
     touched: Vec<u32>,
     excluded_arcs: Vec<Arc>,
@@ -444,6 +447,9 @@ impl Router {
             self.other_seen.resize(size, 0);
             self.relaxed_forward.resize(size, 0);
             self.relaxed_backward.resize(size, 0);
+            self.forward_parent.resize(size, NONE);
+            self.relaxed_parent.resize(size, NONE);
+            self.relaxed_depth.resize(size, 0);
             self.excluded.resize(size, 0);
             self.touched.resize(size, 0);
         }
@@ -499,6 +505,17 @@ impl Router {
         side.recv
     }
 
+    /// Capacity of `from → to` (the arc stored as `side` at `from`, i.e. `side.send`), less
+    /// what earlier routes of this query already use.
+    fn arc_capacity_out(&self, from: NodeIx, side: &Neighbour) -> u128 {
+        if self.touched[from as usize] == self.generation {
+            if let Some(used) = self.used.get(&(from, side.peer)) {
+                return side.send.saturating_sub(*used);
+            }
+        }
+        side.send
+    }
+
     /// Cheap necessary condition for multi-route: the buyer's outgoing and the seller's
     /// incoming capacity must each add up to the amount.
     fn endpoints_can_carry(&self, graph: &CurrencyGraph, query: &Query) -> bool {
@@ -524,12 +541,21 @@ impl Router {
         residual: bool,
     ) -> Option<Vec<NodeIx>> {
         let max_hops = max_hops.clamp(1, MAX_HOPS);
-        if !residual && !self.relaxed_path_exists(graph, query) {
-            return None;
+        let uniform = graph.uniform_flat_rate();
+        if !residual {
+            let relaxed = self.relaxed_shortest_path(graph, query)?;
+            // With one flat fee everywhere, fees grow with hops only: the fewest-hop route is
+            // the cheapest, if it carries the fees as well.
+            if uniform.is_some()
+                && relaxed.len() <= max_hops + 1
+                && self.path_capacity(graph, &relaxed) >= query.amount
+            {
+                return Some(relaxed);
+            }
         }
-        if let Some(rate) = graph.uniform_flat_rate() {
+        if let Some(rate) = uniform {
             // Fees depend only on the hop count: the level search is exact and bounded.
-            return self.backward_levels(graph, query, rate.flat.0, max_hops);
+            return self.bidirectional_levels(graph, query, rate.flat.0, max_hops);
         }
         let nodes = self.backward_dijkstra(graph, query)?;
         if nodes.len() <= max_hops + 1 {
@@ -538,43 +564,42 @@ impl Router {
         self.hop_bounded(graph, query, max_hops)
     }
 
-    /// Bidirectional BFS over arcs of capacity ≥ amount: a necessary condition for a route
-    /// (every arc carries at least the amount), and fast to refute — most failing queries end
-    /// here after touching a handful of nodes.
-    fn relaxed_path_exists(&mut self, graph: &CurrencyGraph, query: &Query) -> bool {
-        self.relaxed_generation = self.relaxed_generation.wrapping_add(1);
-        if self.relaxed_generation == 0 {
-            self.relaxed_forward.iter_mut().for_each(|stamp| *stamp = 0);
-            self.relaxed_backward
-                .iter_mut()
-                .for_each(|stamp| *stamp = 0);
-            self.relaxed_generation = 1;
-        }
-        let generation = self.relaxed_generation;
+    /// Bidirectional BFS over arcs of capacity ≥ amount, a full level at a time on the cheaper
+    /// side: the fewest-hop route among those whose every arc carries at least the amount
+    /// (fees ignored). No route at all means no route with fees either — most failing queries
+    /// end here after touching a handful of nodes — and its hop count is a lower bound.
+    fn relaxed_shortest_path(
+        &mut self,
+        graph: &CurrencyGraph,
+        query: &Query,
+    ) -> Option<Vec<NodeIx>> {
+        let generation = self.next_relaxed_stamp();
         let excluded_generation = self.generation;
         let threshold = query.amount;
-        self.frontier.clear();
-        self.other_frontier.clear();
-        self.frontier.push(query.source);
-        self.other_frontier.push(query.destination);
-        self.relaxed_forward[query.source as usize] = generation;
-        self.relaxed_backward[query.destination as usize] = generation;
         let mut forward = std::mem::take(&mut self.frontier);
         let mut backward = std::mem::take(&mut self.other_frontier);
         let mut next = std::mem::take(&mut self.next_frontier);
-        let mut met = false;
+        forward.clear();
+        backward.clear();
+        forward.push(query.source);
+        backward.push(query.destination);
+        self.relaxed_forward[query.source as usize] = generation;
+        self.relaxed_backward[query.destination as usize] = generation;
+        self.forward_parent[query.source as usize] = NONE;
+        self.relaxed_parent[query.destination as usize] = NONE;
+        self.relaxed_depth[query.source as usize] = 0;
+        self.relaxed_depth[query.destination as usize] = 0;
         let cost = |frontier: &[NodeIx]| -> usize {
             frontier.iter().map(|n| graph.neighbours(*n).len()).sum()
         };
-        while !met && !forward.is_empty() && !backward.is_empty() {
+        // The best meeting: arc (a → b), a reached forward, b backward, and the route length.
+        let mut best: Option<(NodeIx, NodeIx, u32)> = None;
+        while best.is_none() && !forward.is_empty() && !backward.is_empty() {
             next.clear();
             let expand_forward = cost(&forward) <= cost(&backward);
-            let (frontier, mine, theirs) = if expand_forward {
-                (&forward, &mut self.relaxed_forward, &self.relaxed_backward)
-            } else {
-                (&backward, &mut self.relaxed_backward, &self.relaxed_forward)
-            };
-            'expand: for &node in frontier.iter() {
+            let frontier = if expand_forward { &forward } else { &backward };
+            for &node in frontier.iter() {
+                let depth = self.relaxed_depth[node as usize];
                 for side in graph.neighbours(node) {
                     let (capacity, from, to) = if expand_forward {
                         (side.send, node, side.peer)
@@ -582,6 +607,11 @@ impl Router {
                         (side.recv, side.peer, node)
                     };
                     let peer = side.peer as usize;
+                    let (mine, theirs) = if expand_forward {
+                        (&self.relaxed_forward, &self.relaxed_backward)
+                    } else {
+                        (&self.relaxed_backward, &self.relaxed_forward)
+                    };
                     if capacity < threshold
                         || mine[peer] == generation
                         || self.excluded[peer] == excluded_generation
@@ -591,10 +621,21 @@ impl Router {
                         continue;
                     }
                     if theirs[peer] == generation {
-                        met = true;
-                        break 'expand;
+                        // Complete the level: another meeting in it may be shorter.
+                        let length = depth + 1 + self.relaxed_depth[peer];
+                        if best.is_none_or(|(_, _, shortest)| length < shortest) {
+                            best = Some((from, to, length));
+                        }
+                        continue;
                     }
-                    mine[peer] = generation;
+                    if expand_forward {
+                        self.relaxed_forward[peer] = generation;
+                        self.forward_parent[peer] = node;
+                    } else {
+                        self.relaxed_backward[peer] = generation;
+                        self.relaxed_parent[peer] = node;
+                    }
+                    self.relaxed_depth[peer] = depth + 1;
                     next.push(side.peer);
                 }
             }
@@ -607,14 +648,37 @@ impl Router {
         self.frontier = forward;
         self.other_frontier = backward;
         self.next_frontier = next;
-        met
+        let (from, to, _) = best?;
+        let mut nodes = Vec::new();
+        let mut at = from;
+        while at != NONE && nodes.len() <= MAX_HOPS {
+            nodes.push(at);
+            at = self.forward_parent[at as usize];
+        }
+        nodes.reverse();
+        let mut at = to;
+        while at != NONE && nodes.len() <= MAX_HOPS + 1 {
+            nodes.push(at);
+            at = self.relaxed_parent[at as usize];
+        }
+        let valid = nodes.first() == Some(&query.source)
+            && nodes.last() == Some(&query.destination)
+            && nodes.iter().collect::<HashSet<_>>().len() == nodes.len();
+        valid.then_some(nodes)
     }
 
-    /// Backward BFS from the seller when every mediator charges the same flat fee: the arc into
-    /// a node `d` hops before the seller carries `amount + d·flat`. A node first reached at
-    /// depth `d` is reached at its least demanding depth, so the search is exact; fewest hops
-    /// is fewest fees.
-    fn backward_levels(
+    /// Exact bidirectional search when every mediator charges the same flat fee `flat`.
+    ///
+    /// On a route of `H` arcs, the arc into a node `d` hops before the seller carries
+    /// `amount + d·flat`, so the backward side's thresholds do not depend on `H`: its BFS
+    /// levels (each node first reached at its least demanding depth) are computed once and
+    /// extended on demand. The forward side's thresholds do (`amount + (H − 1 − k)·flat` for
+    /// the `k`-th arc), so it is redone for `H = 1, 2, …`: once no route shorter than `H`
+    /// exists, a node's first forward depth is its depth on every route of exactly `H` arcs
+    /// (a deeper occurrence would give a shorter valid route), so plain BFS marking stays
+    /// exact. The first `H` at which the two sides meet is the fewest-hop, fewest-fee route.
+    /// Each round grows whichever side is cheaper, so on small-world graphs both stay small.
+    fn bidirectional_levels(
         &mut self,
         graph: &CurrencyGraph,
         query: &Query,
@@ -622,58 +686,132 @@ impl Router {
         max_hops: usize,
     ) -> Option<Vec<NodeIx>> {
         let generation = self.generation;
-        let mut frontier = std::mem::take(&mut self.frontier);
+        let mut backward = std::mem::take(&mut self.other_frontier);
         let mut next = std::mem::take(&mut self.next_frontier);
-        frontier.clear();
-        frontier.push(query.destination);
+        let mut forward = std::mem::take(&mut self.frontier);
+        backward.clear();
+        backward.push(query.destination);
         self.seen[query.destination as usize] = generation;
+        self.hops[query.destination as usize] = 0;
         self.parent[query.destination as usize] = NONE;
-        let mut found = false;
-        let mut depth: u128 = 0;
-        while !found && !frontier.is_empty() && (depth as usize) < max_hops {
-            // The seller takes no fee; every node at depth ≥ 1 is a mediator.
-            let Some(needed) = flat
-                .checked_mul(depth)
-                .and_then(|fees| fees.checked_add(query.amount))
-            else {
-                break;
-            };
-            next.clear();
-            'level: for &node in frontier.iter() {
-                for side in graph.neighbours(node) {
-                    let previous = side.peer;
-                    if self.seen[previous as usize] == generation
-                        || needed > self.arc_capacity_into(node, side)
-                        || self.is_excluded(previous, node)
-                    {
-                        continue;
+        let mut backward_depth = 0usize;
+        let mut forward_cost = graph.neighbours(query.source).len();
+        let mut meeting = None;
+        'rounds: for total in 1..=max_hops {
+            // Grow the backward side by one level when it is the cheaper side (or must).
+            let backward_cost: usize = backward.iter().map(|n| graph.neighbours(*n).len()).sum();
+            if backward_depth < total
+                && (backward_cost <= forward_cost || backward_depth + 1 == total)
+            {
+                let Some(needed) = amount_plus_fees(query.amount, flat, backward_depth) else {
+                    break;
+                };
+                next.clear();
+                for &node in backward.iter() {
+                    for side in graph.neighbours(node) {
+                        let previous = side.peer;
+                        if self.seen[previous as usize] == generation
+                            || needed > self.arc_capacity_into(node, side)
+                            || self.is_excluded(previous, node)
+                        {
+                            continue;
+                        }
+                        self.seen[previous as usize] = generation;
+                        self.hops[previous as usize] = (backward_depth + 1) as u32;
+                        self.parent[previous as usize] = node;
+                        if previous == query.source {
+                            meeting = Some((query.source, NONE));
+                            break 'rounds;
+                        }
+                        next.push(previous);
                     }
-                    self.seen[previous as usize] = generation;
-                    self.parent[previous as usize] = node;
-                    if previous == query.source {
-                        found = true;
-                        break 'level;
-                    }
-                    next.push(previous);
+                }
+                std::mem::swap(&mut backward, &mut next);
+                backward_depth += 1;
+                if backward.is_empty() {
+                    break; // every node that could reach the seller is known: no route
                 }
             }
-            std::mem::swap(&mut frontier, &mut next);
-            depth += 1;
-        }
-        self.frontier = frontier;
-        self.next_frontier = next;
-        if !found {
-            return None;
-        }
-        let mut nodes = vec![query.source];
-        while let Some(&last) = nodes.last() {
-            let next = self.parent[last as usize];
-            if next == NONE || nodes.len() > MAX_HOPS + 1 {
-                break;
+            // Redo the forward side for exactly `total` arcs.
+            let forward_depth = total - backward_depth;
+            if forward_depth == 0 {
+                continue;
             }
-            nodes.push(next);
+            let stamp = self.next_relaxed_stamp();
+            forward.clear();
+            forward.push(query.source);
+            self.relaxed_forward[query.source as usize] = stamp;
+            self.forward_parent[query.source as usize] = NONE;
+            for depth in 0..forward_depth {
+                // What growing the forward side once more would cost next round.
+                forward_cost = forward.iter().map(|n| graph.neighbours(*n).len()).sum();
+                let Some(needed) = amount_plus_fees(query.amount, flat, total - 1 - depth) else {
+                    break 'rounds;
+                };
+                next.clear();
+                for &node in forward.iter() {
+                    for side in graph.neighbours(node) {
+                        let peer = side.peer;
+                        if self.relaxed_forward[peer as usize] == stamp
+                            || needed > self.arc_capacity_out(node, side)
+                            || self.is_excluded(node, peer)
+                        {
+                            continue;
+                        }
+                        self.relaxed_forward[peer as usize] = stamp;
+                        self.forward_parent[peer as usize] = node;
+                        if self.seen[peer as usize] == generation
+                            && self.hops[peer as usize] as usize <= total - 1 - depth
+                        {
+                            meeting = Some((peer, node));
+                            break 'rounds;
+                        }
+                        next.push(peer);
+                    }
+                }
+                std::mem::swap(&mut forward, &mut next);
+                if forward.is_empty() {
+                    break;
+                }
+            }
         }
-        (nodes.last() == Some(&query.destination)).then_some(nodes)
+        self.frontier = forward;
+        self.other_frontier = backward;
+        self.next_frontier = next;
+        let (meet, _) = meeting?;
+        // Buyer … meet along forward parents, then meet … seller along backward parents.
+        let mut nodes = Vec::new();
+        if meet != query.source {
+            let mut at = meet;
+            while at != NONE && nodes.len() <= MAX_HOPS {
+                nodes.push(at);
+                at = self.forward_parent[at as usize];
+            }
+            nodes.reverse();
+            nodes.pop(); // `meet` is pushed again below
+        }
+        let mut at = meet;
+        while at != NONE && nodes.len() <= MAX_HOPS + 1 {
+            nodes.push(at);
+            at = self.parent[at as usize];
+        }
+        let valid = nodes.first() == Some(&query.source)
+            && nodes.last() == Some(&query.destination)
+            && nodes.iter().collect::<HashSet<_>>().len() == nodes.len();
+        valid.then_some(nodes)
+    }
+
+    /// A fresh stamp for the relaxed and forward buffers (cleared once every 2³² uses).
+    fn next_relaxed_stamp(&mut self) -> u32 {
+        self.relaxed_generation = self.relaxed_generation.wrapping_add(1);
+        if self.relaxed_generation == 0 {
+            self.relaxed_forward.iter_mut().for_each(|stamp| *stamp = 0);
+            self.relaxed_backward
+                .iter_mut()
+                .for_each(|stamp| *stamp = 0);
+            self.relaxed_generation = 1;
+        }
+        self.relaxed_generation
     }
 
     /// Backward Dijkstra from the seller on "amount that must enter the arc", lexicographic
@@ -867,6 +1005,13 @@ impl Router {
             capacity: Credits(self.path_capacity(graph, nodes).max(amount)),
         })
     }
+}
+
+/// `amount + depth·flat`, or `None` past [`Credits::MAX`].
+fn amount_plus_fees(amount: u128, flat: u128, depth: usize) -> Option<u128> {
+    flat.checked_mul(depth as u128)
+        .and_then(|fees| fees.checked_add(amount))
+        .filter(|total| *total <= Credits::MAX.0)
 }
 
 /// The amount on each arc of `nodes` when the seller receives `amount`: computed backwards,
