@@ -339,6 +339,7 @@ pub(crate) fn encode_operation(operation: &FriendOperation) -> Vec<u8> {
         move_token_counter: 0,
         operations: vec![operation.clone()],
         info_hash: offst_proto::HashResult::from_bytes([0; 32]),
+        rand_nonce: offst_proto::RandValue::from_bytes([0; 16]),
         new_token: Signature::from_bytes([0; 64]),
     };
     let mut writer = CanonicalWriter::new(OPERATION_TAG);

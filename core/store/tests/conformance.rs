@@ -56,10 +56,14 @@ impl<'a> Pair<'a> {
                 },
             );
         }
+        // Both ends learn of the connection before any message crosses it, as on a real link.
+        let now = pair.now;
+        let mut in_flight = VecDeque::new();
         for side in 0..2 {
-            let output = pair.nodes[side].handle_friend_online(&keys[1 - side], pair.now);
-            pair.deliver(side, output);
+            let output = pair.nodes[side].handle_friend_online(&keys[1 - side], now, &mut pair.rng);
+            pair.commit(side, output, &mut in_flight);
         }
+        pair.deliver_all(in_flight);
         pair
     }
 
@@ -74,25 +78,51 @@ impl<'a> Pair<'a> {
         self.deliver(side, output);
     }
 
-    /// Commits `output` of `side`, then delivers its messages, recursively, until quiet.
+    /// Commits `output` of `side` the moment it is produced, then delivers its messages,
+    /// committing each reply as it is produced, until quiet.
     fn deliver(&mut self, side: usize, output: Output) {
-        let mut queue = VecDeque::from([(side, output)]);
-        while let Some((from, output)) = queue.pop_front() {
-            self.stores[from]
-                .commit(&Batch::changes(output.changes))
-                .unwrap();
-            for message in output.messages {
-                let to = 1 - from;
-                assert_eq!(message.to, self.key(to));
-                let sender = self.key(from);
-                let reply = self.nodes[to].handle_message(
-                    &sender,
-                    message.message,
-                    self.now,
-                    &mut self.rng,
-                );
-                queue.push_back((to, reply));
-            }
+        let mut in_flight = VecDeque::new();
+        self.commit(side, output, &mut in_flight);
+        self.deliver_all(in_flight);
+    }
+
+    /// Delivers messages in flight, committing every reply as it is produced, until quiet.
+    fn deliver_all(
+        &mut self,
+        mut in_flight: VecDeque<(usize, offst_proto::friend::FriendMessage)>,
+    ) {
+        while let Some((from, message)) = in_flight.pop_front() {
+            let to = 1 - from;
+            let sender = self.key(from);
+            let reply = self.nodes[to].handle_message(&sender, message, self.now, &mut self.rng);
+            self.commit(to, reply, &mut in_flight);
+        }
+    }
+
+    /// Commits one output, checks that the node's whole state is stored (persist before
+    /// send), then releases its messages.
+    fn commit(
+        &mut self,
+        from: usize,
+        output: Output,
+        in_flight: &mut VecDeque<(usize, offst_proto::friend::FriendMessage)>,
+    ) {
+        self.stores[from]
+            .commit(&Batch::changes(output.changes))
+            .unwrap();
+        if !output.messages.is_empty() {
+            // Persist before send: everything the sender knows when a message leaves is
+            // already in its store, so a crash right after the send loses nothing the friend
+            // has seen.
+            assert_eq!(
+                &self.stores[from].load().unwrap(),
+                self.nodes[from].state(),
+                "side {from} would send before its state is stored"
+            );
+        }
+        for message in output.messages {
+            assert_eq!(message.to, self.key(1 - from));
+            in_flight.push_back((from, message.message));
         }
     }
 }
