@@ -56,7 +56,23 @@ fn currency() -> Currency {
 
 /// Directed capacities `(from, to) -> capacity` into a graph where every node reports every
 /// friend with the default rate.
-fn build(arcs: &HashMap<(u32, u32), u128>) -> CapacityGraph {
+/// The default rate everywhere.
+fn default_rate(_node: u32) -> FeeRate {
+    FeeRate::DEFAULT
+}
+
+/// Seeded mixed rates: about 30 % of nodes charge 0–4 credits flat plus 0–0.2 % of the
+/// forwarded amount; the rest charge the default. Exercises the general (Dijkstra) search.
+fn mixed_rate(node: u32) -> FeeRate {
+    let mut rng = Rng(SEED ^ (u64::from(node) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    if rng.below(10) < 3 {
+        FeeRate::new(Credits(u128::from(rng.below(5))), rng.below(2_001) as u32).unwrap()
+    } else {
+        FeeRate::DEFAULT
+    }
+}
+
+fn build(arcs: &HashMap<(u32, u32), u128>, rate_of: fn(u32) -> FeeRate) -> CapacityGraph {
     // Ordered, so node handles (and therefore the sampled pairs) are the same on every run.
     let mut reports: BTreeMap<u32, Vec<(Currency, PublicKey, Reported)>> = BTreeMap::new();
     let mut pairs: Vec<(u32, u32)> = arcs.keys().map(|&(a, b)| (a.min(b), a.max(b))).collect();
@@ -72,7 +88,7 @@ fn build(arcs: &HashMap<(u32, u32), u128>) -> CapacityGraph {
                 Reported {
                     send: Credits(send),
                     recv: Credits(recv),
-                    rate: FeeRate::DEFAULT,
+                    rate: rate_of(owner),
                 },
             ));
         }
@@ -254,9 +270,17 @@ fn pairs(graph: &CurrencyGraph, count: usize, rng: &mut Rng) -> Vec<(PublicKey, 
     out
 }
 
-fn bench_graph(name: &str, graph: &CapacityGraph, amounts: &[(u128, &str)], quick: bool) {
+fn bench_graph(
+    name: &str,
+    graph: &CapacityGraph,
+    amounts: &[(u128, &str)],
+    quick: bool,
+    mixed: bool,
+) {
     let g = graph.currency(&currency()).unwrap();
-    let mut rng = Rng(SEED ^ name.len() as u64);
+    // The same pairs for a graph with default and with mixed rates.
+    let base_name = name.split(' ').next().unwrap_or(name);
+    let mut rng = Rng(SEED ^ base_name.len() as u64);
     let single_pairs = if quick { 300 } else { 2_000 };
     let multi_pairs = if quick { 50 } else { 200 };
     let queries = pairs(g, single_pairs, &mut rng);
@@ -269,7 +293,7 @@ fn bench_graph(name: &str, graph: &CapacityGraph, amounts: &[(u128, &str)], quic
     let mut widths = Vec::with_capacity(queries.len());
     let started = Instant::now();
     for (a, b) in &queries {
-        if started.elapsed() > ROW_BUDGET {
+        if mixed || started.elapsed() > ROW_BUDGET {
             break;
         }
         widths.push(router.widest_path(g, a, b).unwrap().0);
@@ -296,6 +320,18 @@ fn bench_graph(name: &str, graph: &CapacityGraph, amounts: &[(u128, &str)], quic
                 fees += route.fees.0;
             }
 
+            if mixed {
+                let t = Instant::now();
+                let baseline = router.bfs_route(g, a, b, Credits(amount), &constraints);
+                bfs.record(t.elapsed(), baseline.is_ok());
+                if let Ok(route) = &baseline {
+                    bfs.hops += route.nodes.len() - 1;
+                    if route.capacity.0 >= amount {
+                        bfs_fee_feasible += 1;
+                    }
+                }
+                continue;
+            }
             stamp += 1;
             let t = Instant::now();
             let optimum = exact_uniform_fee_optimum(
@@ -371,9 +407,11 @@ fn bench_graph(name: &str, graph: &CapacityGraph, amounts: &[(u128, &str)], quic
                     split += 1;
                 }
             }
-            let t = Instant::now();
-            let max_flow = router.max_flow(g, a, b, Credits(amount)).unwrap();
-            flow.record(t.elapsed(), max_flow.0 >= amount);
+            if !mixed {
+                let t = Instant::now();
+                let max_flow = router.max_flow(g, a, b, Credits(amount)).unwrap();
+                flow.record(t.elapsed(), max_flow.0 >= amount);
+            }
         }
         multi.extra = format!(
             "split over >1 route: {split}; routes/answer {:.2}",
@@ -381,13 +419,24 @@ fn bench_graph(name: &str, graph: &CapacityGraph, amounts: &[(u128, &str)], quic
         );
         flow.extra = "Dinic until amount, fees ignored (upper bound)".into();
 
+        if mixed {
+            single.extra =
+                format!(
+                "fees/route {:.2}; mixed rates: exactness checked by the brute-force property test",
+                if single.ok == 0 { 0.0 } else { fees as f64 / single.ok as f64 }
+            );
+        }
         single.print(name, label, "fee-aware single route");
-        exact.print(name, label, "exact single-path optimum");
-        widest.latencies.clear();
-        widest.print(name, label, "widest-path bound (no fees)");
+        if !mixed {
+            exact.print(name, label, "exact single-path optimum");
+            widest.latencies.clear();
+            widest.print(name, label, "widest-path bound (no fees)");
+        }
         bfs.print(name, label, "BFS baseline (orig. Offset)");
         multi.print(name, label, "fee-aware multi-route");
-        flow.print(name, label, "max-flow bound (no fees)");
+        if !mixed {
+            flow.print(name, label, "max-flow bound (no fees)");
+        }
     }
 }
 
@@ -412,15 +461,21 @@ fn main() {
 
     let ripple_path = dir.join("ripple/ripple-lcc-nov2016.graph_CREDIT_LINKS");
     let t = Instant::now();
-    let ripple = build(&load_ripple(&ripple_path));
+    let ripple_arcs = load_ripple(&ripple_path);
+    let ripple = build(&ripple_arcs, default_rate);
     let load_ripple_time = t.elapsed();
-    bench_graph(
-        "Ripple",
-        &ripple,
-        &[(100, "1 USD"), (10_000, "100 USD"), (1_000_000, "10k USD")],
-        quick,
-    );
+    let ripple_amounts = [(100, "1 USD"), (10_000, "100 USD"), (1_000_000, "10k USD")];
+    bench_graph("Ripple", &ripple, &ripple_amounts, quick, false);
     drop(ripple);
+    let ripple_mixed = build(&ripple_arcs, mixed_rate);
+    bench_graph(
+        "Ripple mixed-fee",
+        &ripple_mixed,
+        &ripple_amounts,
+        quick,
+        true,
+    );
+    drop(ripple_mixed);
 
     let mut rng = Rng(SEED);
     for file in [
@@ -428,7 +483,10 @@ fn main() {
         "lnd_july15_2019.edgelist",
         "clightning_oct5_2020.edgelist",
     ] {
-        let graph = build(&load_lightning(&dir.join("lightning").join(file), &mut rng));
+        let graph = build(
+            &load_lightning(&dir.join("lightning").join(file), &mut rng),
+            default_rate,
+        );
         let name = match file {
             "lnd_dec28_2018.edgelist" => "LN 2018-12",
             "lnd_july15_2019.edgelist" => "LN 2019-07",
@@ -443,6 +501,7 @@ fn main() {
                 (1_000_000, "1e6 sat"),
             ],
             quick,
+            false,
         );
     }
     eprintln!(

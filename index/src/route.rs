@@ -542,22 +542,26 @@ impl Router {
     ) -> Option<Vec<NodeIx>> {
         let max_hops = max_hops.clamp(1, MAX_HOPS);
         let uniform = graph.uniform_flat_rate();
+        // What the buyer would send over a known usable route: no cheaper route needs more.
+        let mut bound = None;
         if !residual {
             let relaxed = self.relaxed_shortest_path(graph, query)?;
-            // With one flat fee everywhere, fees grow with hops only: the fewest-hop route is
-            // the cheapest, if it carries the fees as well.
-            if uniform.is_some()
-                && relaxed.len() <= max_hops + 1
-                && self.path_capacity(graph, &relaxed) >= query.amount
+            if relaxed.len() <= max_hops + 1 && self.path_capacity(graph, &relaxed) >= query.amount
             {
-                return Some(relaxed);
+                // With one flat fee everywhere, fees grow with hops only: the fewest-hop
+                // route is the cheapest.
+                if uniform.is_some() {
+                    return Some(relaxed);
+                }
+                bound = path_needs(graph, &relaxed, query.amount)
+                    .and_then(|needs| needs.first().copied());
             }
         }
         if let Some(rate) = uniform {
             // Fees depend only on the hop count: the level search is exact and bounded.
             return self.bidirectional_levels(graph, query, rate.flat.0, max_hops);
         }
-        let nodes = self.backward_dijkstra(graph, query)?;
+        let nodes = self.backward_dijkstra(graph, query, bound)?;
         if nodes.len() <= max_hops + 1 {
             return Some(nodes);
         }
@@ -816,7 +820,15 @@ impl Router {
 
     /// Backward Dijkstra from the seller on "amount that must enter the arc", lexicographic
     /// with hop count; stops when the buyer is settled.
-    fn backward_dijkstra(&mut self, graph: &CurrencyGraph, query: &Query) -> Option<Vec<NodeIx>> {
+    /// Labels above `bound` (the cost of a route already known) are never explored: labels only
+    /// grow towards the buyer, so they cannot lead to a cheaper route.
+    fn backward_dijkstra(
+        &mut self,
+        graph: &CurrencyGraph,
+        query: &Query,
+        bound: Option<u128>,
+    ) -> Option<Vec<NodeIx>> {
+        let bound = bound.unwrap_or(u128::MAX);
         let generation = self.generation;
         let mut heap = std::mem::take(&mut self.heap);
         heap.clear();
@@ -855,7 +867,7 @@ impl Router {
                     side.rate.incoming_for(Credits(label)).map(|c| c.0)
                 };
                 let Some(needed) = needed else { continue };
-                if needed > self.arc_capacity_into(node, side) {
+                if needed > bound || needed > self.arc_capacity_into(node, side) {
                     continue;
                 }
                 let better = self.seen[before] != generation

@@ -70,6 +70,14 @@ impl FeeRate {
         if self.proportional_ppm == 0 {
             return Some(self.flat); // the common case; no 128-bit division
         }
+        if let Some(product) = u64::try_from(forwarded.0)
+            .ok()
+            .and_then(|amount| amount.checked_mul(u64::from(self.proportional_ppm.min(PPM_ONE))))
+        {
+            // Fits in 64 bits: avoid the slow 128-bit division.
+            let proportional = Credits(u128::from(product / u64::from(PPM_ONE)));
+            return proportional.checked_add(self.flat);
+        }
         let ppm = u128::from(self.proportional_ppm.min(PPM_ONE));
         let one = u128::from(PPM_ONE);
         // Split to avoid overflow: (q·10⁶ + r)·p/10⁶ = q·p + r·p/10⁶, with p ≤ 10⁶.
