@@ -547,12 +547,10 @@ async fn serve_caller(
     shared.metrics.tunnels_half_open.dec();
     match outcome {
         Ok((acceptor, acceptor_slot)) => {
-            run_tunnel(shared, stream, acceptor, shutdown).await;
-            drop(acceptor_slot);
+            run_tunnel(shared, stream, acceptor, (slot, acceptor_slot), shutdown).await;
         }
         Err(reason) => refuse(shared, stream, reason).await,
     }
-    drop(slot);
 }
 
 async fn serve_acceptor(
@@ -576,12 +574,16 @@ async fn serve_acceptor(
     }
 }
 
-/// Sends `Ready` on both legs (the last record of each), then splices them.
+/// Sends `Ready` on both legs (the last record of each), then hands the raw sockets to a
+/// task of their own that splices them. The splice task is separate so that a long-lived
+/// tunnel holds only the splice state, not the (much larger) state of the handshake and
+/// protocol phase that came before it.
 async fn run_tunnel(
     shared: &Arc<Shared>,
     mut caller: SecureStream,
     mut acceptor: SecureStream,
-    mut shutdown: watch::Receiver<bool>,
+    slots: (ConnectionSlot, ConnectionSlot),
+    shutdown: watch::Receiver<bool>,
 ) {
     let ready = TunnelReply::Ready.encode();
     let (caller_key, target_key) = (caller.peer(), acceptor.peer());
@@ -596,25 +598,40 @@ async fn run_tunnel(
         (Ok(a), Ok(b)) => (a, b),
         _ => return,
     };
-    let metrics = &shared.metrics;
-    metrics.tunnels_open.inc();
-    metrics.tunnels_spliced.inc();
-    log::debug!("relay: tunnel {caller_key} -> {target_key} spliced");
     let limits = SpliceLimits {
         idle_timeout: shared.limits.tunnel_idle_timeout(),
         bytes_per_second: shared.limits.bytes_per_second,
         burst_bytes: shared.limits.burst_bytes,
     };
+    let metrics = shared.metrics.clone();
+    metrics.tunnels_open.inc();
+    metrics.tunnels_spliced.inc();
+    log::debug!("relay: tunnel {caller_key} -> {target_key} spliced");
+    tokio::spawn(splice_task(
+        a, a_pending, b, b_pending, limits, metrics, slots, shutdown,
+    ));
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn splice_task(
+    a: TcpStream,
+    a_pending: Vec<u8>,
+    b: TcpStream,
+    b_pending: Vec<u8>,
+    limits: SpliceLimits,
+    metrics: Arc<Metrics>,
+    slots: (ConnectionSlot, ConnectionSlot),
+    mut shutdown: watch::Receiver<bool>,
+) {
     let end = tokio::select! {
         end = splice(a, a_pending, b, b_pending, limits, &metrics.tunnel_bytes) => Some(end),
         _ = shutdown.changed() => None,
     };
     match end {
         Some(SpliceEnd::Idle) => metrics.tunnels_idle_closed.inc(),
-        Some(SpliceEnd::Failed(err)) => {
-            log::debug!("relay: tunnel {caller_key} -> {target_key}: {err}")
-        }
+        Some(SpliceEnd::Failed(err)) => log::debug!("relay: tunnel ended: {err}"),
         Some(SpliceEnd::Closed) | None => {}
     }
     metrics.tunnels_open.dec();
+    drop(slots);
 }
