@@ -231,6 +231,9 @@ pub(crate) fn encode_channel(status: &ChannelStatus) -> Vec<u8> {
             writer.option(channel.own_reset_terms.as_ref(), |w, t| {
                 w.bytes(&encode_terms(t));
             });
+            writer.option(channel.accepted_reset_token.as_ref(), |w, t| {
+                w.fixed(t.as_bytes());
+            });
         }
         ChannelStatus::Inconsistent(inconsistency) => {
             writer.u8(1);
@@ -242,6 +245,7 @@ pub(crate) fn encode_channel(status: &ChannelStatus) -> Vec<u8> {
                 w.bytes(&encode_token(t));
             });
             writer.option(inconsistency.previous_sheet.as_ref(), write_sheet);
+            writer.u64(inconsistency.published_counter);
         }
     }
     writer.finish()
@@ -275,6 +279,7 @@ pub(crate) fn decode_channel(bytes: &[u8]) -> Result<ChannelStatus, StoreError> 
                 .map(|_| reader.signature())
                 .collect::<Result<VecDeque<_>, _>>()?;
             let own_reset_terms = reader.option(|r| decode_terms(r.bytes_field()?))?;
+            let accepted_reset_token = reader.option(ByteReader::signature)?;
             ChannelStatus::Consistent(TokenChannel {
                 sheet,
                 previous_sheet,
@@ -284,6 +289,7 @@ pub(crate) fn decode_channel(bytes: &[u8]) -> Result<ChannelStatus, StoreError> 
                 last_incoming,
                 recent_incoming,
                 own_reset_terms,
+                accepted_reset_token,
             })
         }
         1 => ChannelStatus::Inconsistent(Inconsistency {
@@ -291,6 +297,7 @@ pub(crate) fn decode_channel(bytes: &[u8]) -> Result<ChannelStatus, StoreError> 
             remote_terms: reader.option(|r| decode_terms(r.bytes_field()?))?,
             last_incoming: reader.option(|r| decode_token(r.bytes_field()?))?,
             previous_sheet: reader.option(read_sheet)?,
+            published_counter: reader.u64()?,
         }),
         _ => return Err(invalid("bad channel status")),
     };

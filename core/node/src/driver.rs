@@ -1,0 +1,409 @@
+//! The driver: the one task that owns the credit state machine and the store. Each input is
+//! one step: credit computes, the store commits (changes and events, one transaction), then
+//! the step's messages go to the friend links. Nothing is sent that is not stored first.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use offst_credit::{ChannelStatus, Command, CreditNode, NodeState, Output, Timestamp};
+use offst_crypto::Identity;
+use offst_net::{AllowList, RelayListener, SecureSender};
+use offst_proto::{PublicKey, WireMessage};
+use offst_store::{Batch, EventQuery, NewEvent, SqliteStore, Store, StoredEvent};
+use rand_core::OsRng;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::task::JoinHandle;
+
+use crate::events;
+use crate::links::{self, LinkEvent, LINK_EVENT_QUEUE_LEN};
+use crate::{now, CurrencyInfo, FriendInfo, FriendStatus, NodeConfig, NodeError, STOP_TIMEOUT};
+
+/// What the API asks of the driver.
+pub(crate) enum Request {
+    Start(oneshot::Sender<()>),
+    Stop(oneshot::Sender<()>),
+    Shutdown(oneshot::Sender<()>),
+    Command(Command, oneshot::Sender<Result<(), NodeError>>),
+    Friends(oneshot::Sender<Vec<FriendInfo>>),
+    NextEvent(oneshot::Sender<Result<Option<StoredEvent>, NodeError>>),
+    EventHandled(u64, oneshot::Sender<Result<bool, NodeError>>),
+    Backup(PathBuf, oneshot::Sender<Result<(), NodeError>>),
+}
+
+struct Link {
+    generation: u64,
+    sender: SecureSender,
+    reader: JoinHandle<()>,
+}
+
+struct Dialer {
+    task: JoinHandle<()>,
+    closed: Arc<Notify>,
+}
+
+/// Networking, present while the node is started.
+struct Network {
+    listener: RelayListener,
+    forwarder: JoinHandle<()>,
+    access: Arc<AllowList>,
+    dialers: HashMap<PublicKey, Dialer>,
+}
+
+pub(crate) struct Driver {
+    identity: Identity,
+    config: NodeConfig,
+    credit: CreditNode,
+    store: SqliteStore,
+    links: HashMap<PublicKey, Link>,
+    next_generation: u64,
+    link_events_tx: mpsc::Sender<LinkEvent>,
+    link_events: mpsc::Receiver<LinkEvent>,
+    network: Option<Network>,
+    events_changed: Arc<Notify>,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        identity: Identity,
+        config: NodeConfig,
+        store: SqliteStore,
+        state: NodeState,
+        events_changed: Arc<Notify>,
+    ) -> Driver {
+        let (link_events_tx, link_events) = mpsc::channel(LINK_EVENT_QUEUE_LEN);
+        Driver {
+            credit: CreditNode::new(identity.clone(), config.credit, state),
+            identity,
+            config,
+            store,
+            links: HashMap::new(),
+            next_generation: 0,
+            link_events_tx,
+            link_events,
+            network: None,
+            events_changed,
+        }
+    }
+
+    pub(crate) async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
+        loop {
+            let wake = self.credit.poll_timeout();
+            let sleep = async {
+                match wake {
+                    Some(Timestamp(at)) => {
+                        let wait = at.saturating_sub(now().0);
+                        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                request = requests.recv() => match request {
+                    Some(Request::Shutdown(reply)) => {
+                        self.stop_network().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(request) => self.handle_request(request).await,
+                    None => {
+                        self.stop_network().await;
+                        return;
+                    }
+                },
+                Some(event) = self.link_events.recv() => self.handle_link_event(event),
+                () = sleep => {
+                    let output = self.credit.handle_timeout(now());
+                    self.step(output, Vec::new());
+                }
+            }
+        }
+    }
+
+    /// Commits one step, then releases its messages. A failed commit sends nothing: the
+    /// friend never sees a state we did not store (it will be recomputed and retransmitted).
+    fn step(&mut self, output: Output, mut extra_events: Vec<NewEvent>) {
+        let mut batch = Batch::changes(output.changes);
+        batch.events = output.events.iter().flat_map(events::from_credit).collect();
+        batch.events.append(&mut extra_events);
+        if !batch.is_empty() {
+            let committed = tokio::task::block_in_place(|| self.store.commit(&batch));
+            if let Err(err) = committed {
+                log::error!("storing a step failed, its messages are not sent: {err}");
+                return;
+            }
+            if !batch.events.is_empty() {
+                self.events_changed.notify_waiters();
+            }
+        }
+        for message in output.messages {
+            match self.links.get(&message.to) {
+                Some(link) => {
+                    if let Err(err) = link.sender.try_send(message.message.encode()) {
+                        // The credit layer retransmits when the link comes back.
+                        log::info!("message to {} not sent: {err}", message.to);
+                    }
+                }
+                None => log::debug!("{} is offline; message held for retransmission", message.to),
+            }
+        }
+    }
+
+    async fn handle_request(&mut self, request: Request) {
+        match request {
+            Request::Start(reply) => {
+                self.start_network();
+                let _ = reply.send(());
+            }
+            Request::Stop(reply) => {
+                self.stop_network().await;
+                let _ = reply.send(());
+            }
+            Request::Shutdown(reply) => {
+                self.stop_network().await;
+                let _ = reply.send(());
+            }
+            Request::Command(command, reply) => {
+                let result = self.credit.handle_command(command, now(), &mut OsRng);
+                match result {
+                    Ok(output) => {
+                        self.step(output, Vec::new());
+                        self.sync_friends();
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err.into()));
+                    }
+                }
+            }
+            Request::Friends(reply) => {
+                let _ = reply.send(self.friends());
+            }
+            Request::NextEvent(reply) => {
+                let query = EventQuery {
+                    unhandled_only: true,
+                    limit: Some(1),
+                    ..EventQuery::default()
+                };
+                let result = self
+                    .store
+                    .events(&query)
+                    .map(|mut events| events.pop())
+                    .map_err(NodeError::from);
+                let _ = reply.send(result);
+            }
+            Request::EventHandled(id, reply) => {
+                let _ = reply.send(self.store.mark_event_handled(id).map_err(NodeError::from));
+            }
+            Request::Backup(path, reply) => {
+                let result = tokio::task::block_in_place(|| self.store.backup_to(&path));
+                let _ = reply.send(result.map_err(NodeError::from));
+            }
+        }
+    }
+
+    fn friends(&self) -> Vec<FriendInfo> {
+        self.credit
+            .state()
+            .friends
+            .values()
+            .map(|friend| {
+                let (status, currencies) = match &friend.channel {
+                    ChannelStatus::Consistent(channel) => {
+                        let status = if !friend.enabled {
+                            FriendStatus::Disabled
+                        } else if self.links.contains_key(&friend.public_key) {
+                            FriendStatus::Online
+                        } else {
+                            FriendStatus::Offline
+                        };
+                        let currencies = channel
+                            .sheet
+                            .currencies()
+                            .map(|(currency, state)| CurrencyInfo {
+                                currency: currency.clone(),
+                                balance: state.balance,
+                                local_max_debt: state.local_max_debt,
+                                remote_max_debt: state.remote_max_debt,
+                                local_pending_debt: state.local_pending_debt,
+                                remote_pending_debt: state.remote_pending_debt,
+                            })
+                            .collect();
+                        (status, currencies)
+                    }
+                    ChannelStatus::Inconsistent(_) => (FriendStatus::Inconsistent, Vec::new()),
+                };
+                FriendInfo {
+                    public_key: friend.public_key,
+                    name: friend.name.clone(),
+                    relays: friend.relays.clone(),
+                    status,
+                    currencies,
+                }
+            })
+            .collect()
+    }
+
+    fn start_network(&mut self) {
+        if self.network.is_some() {
+            return;
+        }
+        let access = Arc::new(AllowList::new(std::iter::empty()));
+        let (listener, listen_events) = RelayListener::start(
+            self.identity.clone(),
+            self.config.relays.clone(),
+            access.clone(),
+            self.config.relay_client.clone(),
+        );
+        let forwarder = tokio::spawn(links::forward_listener(
+            listen_events,
+            self.link_events_tx.clone(),
+        ));
+        self.network = Some(Network {
+            listener,
+            forwarder,
+            access,
+            dialers: HashMap::new(),
+        });
+        self.sync_friends();
+    }
+
+    async fn stop_network(&mut self) {
+        let Some(network) = self.network.take() else {
+            return;
+        };
+        for dialer in network.dialers.into_values() {
+            dialer.task.abort();
+        }
+        network.forwarder.abort();
+        let _ = tokio::time::timeout(STOP_TIMEOUT / 2, network.listener.stop()).await;
+        let peers: Vec<PublicKey> = self.links.keys().copied().collect();
+        for peer in peers {
+            self.close_link(&peer);
+        }
+    }
+
+    /// Brings access control and dialers in line with the friend list.
+    fn sync_friends(&mut self) {
+        let Some(network) = self.network.as_mut() else {
+            return;
+        };
+        let local = self.identity.public_key();
+        let enabled: Vec<_> = self
+            .credit
+            .state()
+            .friends
+            .values()
+            .filter(|friend| friend.enabled)
+            .map(|friend| (friend.public_key, friend.relays.clone()))
+            .collect();
+        network.access.replace(enabled.iter().map(|(key, _)| *key));
+        network.dialers.retain(|key, dialer| {
+            let keep = enabled.iter().any(|(k, _)| k == key);
+            if !keep {
+                dialer.task.abort();
+            }
+            keep
+        });
+        for (friend, relays) in enabled {
+            // The side with the greater key dials; the other listens.
+            if local > friend && !network.dialers.contains_key(&friend) {
+                let closed = Arc::new(Notify::new());
+                let task = tokio::spawn(links::dial(
+                    self.identity.clone(),
+                    friend,
+                    relays,
+                    self.config.relay_client.clone(),
+                    closed.clone(),
+                    self.link_events_tx.clone(),
+                ));
+                network.dialers.insert(friend, Dialer { task, closed });
+            }
+        }
+        let stale: Vec<PublicKey> = self
+            .links
+            .keys()
+            .filter(|key| {
+                !self
+                    .credit
+                    .state()
+                    .friends
+                    .get(key)
+                    .is_some_and(|friend| friend.enabled)
+            })
+            .copied()
+            .collect();
+        for peer in stale {
+            self.close_link(&peer);
+        }
+    }
+
+    fn close_link(&mut self, peer: &PublicKey) {
+        if let Some(link) = self.links.remove(peer) {
+            link.reader.abort();
+            self.credit.handle_friend_offline(peer);
+            self.step(Output::default(), vec![events::link(*peer, false)]);
+            if let Some(dialer) = self.network.as_ref().and_then(|n| n.dialers.get(peer)) {
+                dialer.closed.notify_one();
+            }
+        }
+    }
+
+    fn handle_link_event(&mut self, event: LinkEvent) {
+        match event {
+            LinkEvent::Connected(stream) => {
+                let peer = stream.peer();
+                let is_friend = self
+                    .credit
+                    .state()
+                    .friends
+                    .get(&peer)
+                    .is_some_and(|friend| friend.enabled);
+                if self.network.is_none() || !is_friend {
+                    log::info!("dropping a link with {peer}: not an enabled friend");
+                    return;
+                }
+                if self.links.contains_key(&peer) {
+                    self.close_link(&peer);
+                }
+                self.next_generation += 1;
+                let generation = self.next_generation;
+                let (receiver, sender) = stream.split();
+                let reader = tokio::spawn(links::read_link(
+                    receiver,
+                    peer,
+                    generation,
+                    self.link_events_tx.clone(),
+                ));
+                self.links.insert(
+                    peer,
+                    Link {
+                        generation,
+                        sender,
+                        reader,
+                    },
+                );
+                let output = self.credit.handle_friend_online(&peer, now(), &mut OsRng);
+                self.step(output, vec![events::link(peer, true)]);
+            }
+            LinkEvent::Message {
+                peer,
+                generation,
+                bytes,
+            } => {
+                if self.links.get(&peer).map(|l| l.generation) != Some(generation) {
+                    return; // from a link that was replaced
+                }
+                let output = self
+                    .credit
+                    .handle_message_bytes(&peer, &bytes, now(), &mut OsRng);
+                self.step(output, Vec::new());
+            }
+            LinkEvent::Closed { peer, generation } => {
+                if self.links.get(&peer).map(|l| l.generation) == Some(generation) {
+                    self.close_link(&peer);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! The Offst node runtime.
+//!
+//! [`Node`] drives the sans-I/O credit state machine (`offst_credit`) with SQLite storage
+//! (`offst_store`) and relay networking (`offst_net`) on a tokio runtime it owns, behind a
+//! synchronous API that the FFI layer wraps one-to-one.
+//!
+//! One task, the driver ([`driver`]), owns the credit state and the store: every input (a user
+//! command, a friend's message, a link coming up or down, a timer) becomes one step whose
+//! changes and events are committed in one transaction **before** the step's messages are
+//! handed to the friend links (persist before send). Links to friends go through relays: the
+//! node listens on its own relays, and for each friend the side with the greater public key
+//! dials through the friend's relays, retrying with exponential backoff and jitter.
+//!
+//! Multi-hop payments (invoices, routes, fees) arrive with the payments issue; until then the
+//! node pays friends directly ([`Node::transfer`]).
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod driver;
+pub mod error;
+mod events;
+mod links;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use offst_credit::{Command, CreditConfig, Timestamp};
+use offst_crypto::keyfile::{self, KeyProtection};
+use offst_crypto::Identity;
+use offst_net::relay_client::RelayClientConfig;
+use offst_proto::{Balance, Credits, Currency, PaymentId, PublicKey, RelayAddress, Text};
+use offst_store::{SqliteStore, Store, StoredEvent};
+use rand_core::{OsRng, RngCore};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+pub use error::NodeError;
+
+use crate::driver::{Driver, Request};
+
+/// The identity key file in a node's data directory.
+pub const KEY_FILE: &str = "node.key";
+/// Requests from the API the driver may queue.
+const REQUEST_QUEUE_LEN: usize = 256;
+/// Longest `stop` and drop wait for the runtime's tasks.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How the identity key is protected on disk.
+#[derive(Clone, Default)]
+pub enum KeySecret {
+    /// Not encrypted (file permissions only): desktop nodes and tests.
+    #[default]
+    Plain,
+    /// Encrypted with a passphrase.
+    Passphrase(String),
+    /// Encrypted with a secret the app keeps in the platform keystore (≥ 16 bytes).
+    AppSecret(Vec<u8>),
+}
+
+impl std::fmt::Debug for KeySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeySecret::Plain => "Plain",
+            KeySecret::Passphrase(_) => "Passphrase(..)",
+            KeySecret::AppSecret(_) => "AppSecret(..)",
+        })
+    }
+}
+
+/// What a node needs to open.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The node's data directory (key file, database); created if missing.
+    pub data_dir: PathBuf,
+    /// Relays this node listens on (published in its friend card).
+    pub relays: Vec<RelayAddress>,
+    /// Protection of the identity key.
+    pub key_secret: KeySecret,
+    /// Relay and secure-channel timing.
+    pub relay_client: RelayClientConfig,
+    /// Credit-layer policy (reset policy, retransmission).
+    pub credit: CreditConfig,
+}
+
+impl NodeConfig {
+    /// A configuration with defaults for everything but the directory and relays.
+    pub fn new(data_dir: impl Into<PathBuf>, relays: Vec<RelayAddress>) -> NodeConfig {
+        NodeConfig {
+            data_dir: data_dir.into(),
+            relays,
+            key_secret: KeySecret::Plain,
+            relay_client: RelayClientConfig::default(),
+            credit: CreditConfig::default(),
+        }
+    }
+}
+
+/// One currency with one friend, from our side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrencyInfo {
+    /// The currency.
+    pub currency: Currency,
+    /// Positive: the friend owes us.
+    pub balance: Balance,
+    /// The most we may owe the friend (the friend's limit for us).
+    pub local_max_debt: Credits,
+    /// The most the friend may owe us (our limit for the friend).
+    pub remote_max_debt: Credits,
+    /// Credit frozen by payments we sent.
+    pub local_pending_debt: Credits,
+    /// Credit frozen by payments the friend sent.
+    pub remote_pending_debt: Credits,
+}
+
+/// The state of the channel with a friend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FriendStatus {
+    /// Disabled by the user: not contacted.
+    Disabled,
+    /// Enabled, no link right now.
+    Offline,
+    /// Linked and consistent.
+    Online,
+    /// The channel needs reset terms accepted.
+    Inconsistent,
+}
+
+/// A friend as the app sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FriendInfo {
+    /// The friend's identity.
+    pub public_key: PublicKey,
+    /// The name we gave it.
+    pub name: Text,
+    /// The friend's relays.
+    pub relays: Vec<RelayAddress>,
+    /// Link and channel status.
+    pub status: FriendStatus,
+    /// Per-currency balances and limits (from the last token both signed).
+    pub currencies: Vec<CurrencyInfo>,
+}
+
+/// The current time as the credit layer sees it: Unix milliseconds.
+pub(crate) fn now() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Timestamp(ms)
+}
+
+/// A running (or stopped) Offst node. Methods block the calling thread briefly; call them from
+/// any thread but not from inside a tokio runtime.
+pub struct Node {
+    public_key: PublicKey,
+    relays: Vec<RelayAddress>,
+    requests: mpsc::Sender<Request>,
+    events_changed: Arc<Notify>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("public_key", &self.public_key)
+            .finish()
+    }
+}
+
+impl Node {
+    /// Opens the node in `config.data_dir`: reads (or, on first use, creates) the identity
+    /// key, opens the database (refusing a directory another node uses) and loads the state.
+    /// The node does not touch the network until [`Node::start`].
+    pub fn open(config: NodeConfig) -> Result<Node, NodeError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| {
+            NodeError::Store(offst_store::StoreError::Io {
+                path: config.data_dir.clone(),
+                source,
+            })
+        })?;
+        // The store first: its lock keeps a second process away from the key file too.
+        let store = SqliteStore::open(&config.data_dir)?;
+        let protection = match &config.key_secret {
+            KeySecret::Plain => KeyProtection::Plain,
+            KeySecret::Passphrase(passphrase) => KeyProtection::Passphrase(passphrase),
+            KeySecret::AppSecret(secret) => KeyProtection::AppSecret(secret),
+        };
+        let (identity, created) =
+            keyfile::read_or_create(&config.data_dir.join(KEY_FILE), protection, &mut OsRng)?;
+        if created {
+            log::info!("created node identity {}", identity.public_key());
+        }
+        let state = store.load()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("offst-node")
+            .enable_all()
+            .build()
+            .map_err(|err| NodeError::Internal(format!("starting the runtime: {err}")))?;
+        let events_changed = Arc::new(Notify::new());
+        let (requests, receiver) = mpsc::channel(REQUEST_QUEUE_LEN);
+        let public_key = identity.public_key();
+        let relays = config.relays.clone();
+        let driver = Driver::new(identity, config, store, state, events_changed.clone());
+        runtime.spawn(driver.run(receiver));
+        Ok(Node {
+            public_key,
+            relays,
+            requests,
+            events_changed,
+            runtime: Some(runtime),
+        })
+    }
+
+    fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, NodeError> {
+        let (reply, response) = oneshot::channel();
+        self.requests
+            .blocking_send(make(reply))
+            .map_err(|_| NodeError::NotRunning)?;
+        response.blocking_recv().map_err(|_| NodeError::NotRunning)
+    }
+
+    /// Starts networking: listens on the node's relays and links to every enabled friend.
+    pub fn start(&self) -> Result<(), NodeError> {
+        self.call(Request::Start)
+    }
+
+    /// Stops networking (returns within [`STOP_TIMEOUT`]); the state stays open and usable.
+    pub fn stop(&self) -> Result<(), NodeError> {
+        self.call(Request::Stop)
+    }
+
+    /// The node's identity.
+    pub fn public_key(&self) -> PublicKey {
+        self.public_key
+    }
+
+    /// The relays the node listens on.
+    pub fn relays(&self) -> &[RelayAddress] {
+        &self.relays
+    }
+
+    fn command(&self, command: Command) -> Result<(), NodeError> {
+        self.call(|reply| Request::Command(command, reply))?
+    }
+
+    /// Adds a friend (from its card: key and relays).
+    pub fn add_friend(
+        &self,
+        public_key: PublicKey,
+        name: &str,
+        relays: Vec<RelayAddress>,
+    ) -> Result<(), NodeError> {
+        let name = Text::new(name).map_err(|err| NodeError::InvalidInput(err.to_string()))?;
+        self.command(Command::AddFriend {
+            public_key,
+            name,
+            relays,
+        })
+    }
+
+    /// Removes a friend; without `force` only when nothing is owed either way.
+    pub fn remove_friend(&self, friend: PublicKey, force: bool) -> Result<(), NodeError> {
+        self.command(Command::RemoveFriend { friend, force })
+    }
+
+    /// Enables or disables a friend.
+    pub fn set_friend_enabled(&self, friend: PublicKey, enabled: bool) -> Result<(), NodeError> {
+        self.command(Command::SetFriendEnabled { friend, enabled })
+    }
+
+    /// Sets how much `friend` may owe us in `currency` (adds the currency if new).
+    pub fn set_limit(
+        &self,
+        friend: PublicKey,
+        currency: &Currency,
+        remote_max_debt: Credits,
+    ) -> Result<(), NodeError> {
+        self.command(Command::SetCurrencyLimit {
+            friend,
+            currency: currency.clone(),
+            remote_max_debt,
+        })
+    }
+
+    /// Pays a friend directly. Returns the transfer's id; the friend's acceptance arrives as an
+    /// event. Fails at once (nothing changed) when the amount is zero or over what the friend
+    /// lets us owe.
+    pub fn transfer(
+        &self,
+        friend: PublicKey,
+        currency: &Currency,
+        amount: Credits,
+    ) -> Result<PaymentId, NodeError> {
+        if amount == Credits::ZERO {
+            return Err(NodeError::InvalidInput(
+                "the amount must be more than 0".into(),
+            ));
+        }
+        let mut id = [0u8; 16];
+        OsRng.fill_bytes(&mut id);
+        let transfer_id = PaymentId::from_bytes(id);
+        self.command(Command::Transfer {
+            friend,
+            currency: currency.clone(),
+            amount,
+            transfer_id,
+        })?;
+        Ok(transfer_id)
+    }
+
+    /// Every friend with status, balances and limits.
+    pub fn friends(&self) -> Result<Vec<FriendInfo>, NodeError> {
+        self.call(Request::Friends)
+    }
+
+    /// The oldest event the app has not marked handled, if any.
+    pub fn next_event(&self) -> Result<Option<StoredEvent>, NodeError> {
+        self.call(Request::NextEvent)?
+    }
+
+    /// Waits up to `timeout` for an unhandled event.
+    pub fn wait_next_event(&self, timeout: Duration) -> Result<Option<StoredEvent>, NodeError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let notified = self.events_changed.notified();
+            if let Some(event) = self.next_event()? {
+                return Ok(Some(event));
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let runtime = self.runtime.as_ref().ok_or(NodeError::NotRunning)?;
+            let _ = runtime.block_on(tokio::time::timeout(left, notified));
+        }
+    }
+
+    /// Marks an event handled: it leaves the queue (and stays in the history).
+    pub fn event_handled(&self, id: u64) -> Result<bool, NodeError> {
+        self.call(|reply| Request::EventHandled(id, reply))?
+    }
+
+    /// Writes a consistent backup of the node's database to `path` (which must not exist).
+    pub fn backup(&self, path: PathBuf) -> Result<(), NodeError> {
+        self.call(|reply| Request::Backup(path, reply))?
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let (reply, _) = oneshot::channel();
+        let _ = self.requests.try_send(Request::Shutdown(reply));
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(STOP_TIMEOUT);
+        }
+    }
+}
+
+/// Checks that `identity` is the key in `data_dir` (for tools that inspect a stopped node).
+pub fn read_identity(
+    data_dir: &std::path::Path,
+    secret: &KeySecret,
+) -> Result<Identity, NodeError> {
+    let protection = match secret {
+        KeySecret::Plain => KeyProtection::Plain,
+        KeySecret::Passphrase(passphrase) => KeyProtection::Passphrase(passphrase),
+        KeySecret::AppSecret(secret) => KeyProtection::AppSecret(secret),
+    };
+    Ok(keyfile::read(&data_dir.join(KEY_FILE), protection)?)
+}

@@ -1,0 +1,218 @@
+//! Real nodes over loopback TCP through a real relay, each with its own SQLite database.
+
+use std::time::{Duration, Instant};
+
+use offst_crypto::Identity;
+use offst_node::{FriendStatus, Node, NodeConfig, NodeError};
+use offst_proto::{Balance, Credits, Currency, PublicKey, RelayAddress};
+use offst_relay::{RelayConfig, RelayHandle, RelayServer};
+
+struct Relay {
+    runtime: tokio::runtime::Runtime,
+    handle: Option<RelayHandle>,
+    address: RelayAddress,
+}
+
+impl Relay {
+    fn start() -> Relay {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let config = RelayConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            metrics: None,
+            ..RelayConfig::default()
+        };
+        let server = runtime
+            .block_on(RelayServer::bind(&config, Identity::from_seed([200; 32])))
+            .unwrap();
+        let address = server.card().0.clone();
+        let handle = {
+            let _guard = runtime.enter();
+            server.spawn()
+        };
+        Relay {
+            runtime,
+            handle: Some(handle),
+            address,
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            self.runtime.block_on(handle.shutdown());
+        }
+    }
+}
+
+fn fst() -> Currency {
+    Currency::new("FST").unwrap()
+}
+
+fn open(dir: &std::path::Path, relay: &Relay) -> Node {
+    let node = Node::open(NodeConfig::new(dir, vec![relay.address.clone()])).unwrap();
+    node.start().unwrap();
+    node
+}
+
+fn befriend(a: &Node, b: &Node, name_of_b: &str, name_of_a: &str) {
+    a.add_friend(b.public_key(), name_of_b, b.relays().to_vec())
+        .unwrap();
+    b.add_friend(a.public_key(), name_of_a, a.relays().to_vec())
+        .unwrap();
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < timeout, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    started.elapsed()
+}
+
+fn status_of(node: &Node, friend: PublicKey) -> Option<FriendStatus> {
+    node.friends()
+        .unwrap()
+        .into_iter()
+        .find(|f| f.public_key == friend)
+        .map(|f| f.status)
+}
+
+fn balance(node: &Node, friend: PublicKey) -> Balance {
+    node.friends()
+        .unwrap()
+        .into_iter()
+        .find(|f| f.public_key == friend)
+        .and_then(|f| f.currencies.into_iter().find(|c| c.currency == fst()))
+        .map_or(Balance::ZERO, |c| c.balance)
+}
+
+#[test]
+fn friends_link_through_a_relay_and_pay_each_other() {
+    let relay = Relay::start();
+    let dirs = [(); 3].map(|()| tempfile::tempdir().unwrap());
+    let alice = open(dirs[0].path(), &relay);
+    let bob = open(dirs[1].path(), &relay);
+    let carol = open(dirs[2].path(), &relay);
+    befriend(&alice, &bob, "bob", "alice");
+    befriend(&bob, &carol, "carol", "bob");
+    let linked = eventually(Duration::from_secs(10), "alice and bob online", || {
+        status_of(&alice, bob.public_key()) == Some(FriendStatus::Online)
+            && status_of(&bob, alice.public_key()) == Some(FriendStatus::Online)
+    });
+    assert!(
+        linked < Duration::from_secs(2),
+        "a new link took {linked:?}"
+    );
+    eventually(Duration::from_secs(10), "bob and carol online", || {
+        status_of(&carol, bob.public_key()) == Some(FriendStatus::Online)
+    });
+
+    // Limits both ways: bob lets alice owe 100, carol lets bob owe 50.
+    bob.set_limit(alice.public_key(), &fst(), Credits(100))
+        .unwrap();
+    carol
+        .set_limit(bob.public_key(), &fst(), Credits(50))
+        .unwrap();
+    eventually(Duration::from_secs(5), "limits known on both sides", || {
+        alice
+            .friends()
+            .unwrap()
+            .iter()
+            .flat_map(|f| f.currencies.clone())
+            .any(|c| c.local_max_debt == Credits(100))
+    });
+    alice
+        .transfer(bob.public_key(), &fst(), Credits(30))
+        .unwrap();
+    bob.transfer(carol.public_key(), &fst(), Credits(20))
+        .unwrap();
+    eventually(Duration::from_secs(5), "transfers applied", || {
+        balance(&bob, alice.public_key()) == Balance(30)
+            && balance(&carol, bob.public_key()) == Balance(20)
+    });
+    assert_eq!(balance(&alice, bob.public_key()), Balance(-30));
+    eventually(
+        Duration::from_secs(5),
+        "bob sees carol's acceptance",
+        || balance(&bob, carol.public_key()) == Balance(-20),
+    );
+
+    // Over the limit: refused at once, nothing changed.
+    let err = alice
+        .transfer(bob.public_key(), &fst(), Credits(71))
+        .unwrap_err();
+    assert!(matches!(err, NodeError::Command(_)), "{err}");
+    assert!(matches!(
+        alice.transfer(bob.public_key(), &fst(), Credits(0)),
+        Err(NodeError::InvalidInput(_))
+    ));
+    assert_eq!(balance(&alice, bob.public_key()), Balance(-30));
+
+    // Bob received a transfer: it waits in his event queue.
+    let mut kinds = Vec::new();
+    while let Some(event) = bob.next_event().unwrap() {
+        kinds.push(event.event.kind.clone());
+        assert!(bob.event_handled(event.id).unwrap());
+    }
+    assert!(
+        kinds.contains(&"transfer_received".to_string()),
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"friend_online".to_string()), "{kinds:?}");
+}
+
+#[test]
+fn a_restarted_node_keeps_its_balances_and_event_queue_and_relinks() {
+    let relay = Relay::start();
+    let dirs = [(); 2].map(|()| tempfile::tempdir().unwrap());
+    let alice = open(dirs[0].path(), &relay);
+    let mut bob = open(dirs[1].path(), &relay);
+    befriend(&alice, &bob, "bob", "alice");
+    let bob_key = bob.public_key();
+    bob.set_limit(alice.public_key(), &fst(), Credits(100))
+        .unwrap();
+    eventually(Duration::from_secs(10), "limit known", || {
+        alice
+            .friends()
+            .unwrap()
+            .iter()
+            .flat_map(|f| f.currencies.clone())
+            .any(|c| c.local_max_debt == Credits(100))
+    });
+    alice.transfer(bob_key, &fst(), Credits(42)).unwrap();
+    eventually(Duration::from_secs(5), "transfer applied", || {
+        balance(&bob, alice.public_key()) == Balance(42)
+    });
+    let queued = bob.next_event().unwrap().expect("bob has unhandled events");
+    assert!(!queued.handled);
+
+    // A second process may not open bob's directory while bob runs.
+    assert!(matches!(
+        Node::open(NodeConfig::new(dirs[1].path(), vec![])),
+        Err(NodeError::DataDirInUse)
+    ));
+
+    let started = Instant::now();
+    drop(bob);
+    let stop = started.elapsed();
+    assert!(stop < Duration::from_secs(2), "stopping took {stop:?}");
+    bob = open(dirs[1].path(), &relay);
+    assert_eq!(bob.public_key(), bob_key, "same identity after restart");
+    assert_eq!(balance(&bob, alice.public_key()), Balance(42));
+    assert_eq!(
+        bob.next_event().unwrap().map(|e| e.id),
+        Some(queued.id),
+        "the event queue survived the restart"
+    );
+    eventually(Duration::from_secs(10), "relinked after restart", || {
+        status_of(&alice, bob_key) == Some(FriendStatus::Online)
+            && status_of(&bob, alice.public_key()) == Some(FriendStatus::Online)
+    });
+    alice.transfer(bob_key, &fst(), Credits(8)).unwrap();
+    eventually(Duration::from_secs(5), "transfer after restart", || {
+        balance(&bob, alice.public_key()) == Balance(50)
+    });
+}
