@@ -63,6 +63,10 @@ pub enum ReceiveError {
     /// An older token of the chain, already processed (a replay); ignored.
     #[error("an old move token was replayed; ignored")]
     Replayed,
+    /// An unknown token older than our position (a forgotten duplicate, or a friend that lost
+    /// its data); ignored, and the friend is shown our last token.
+    #[error("an unknown move token older than our chain position; ignored")]
+    Outdated,
     /// A move token while the channel is inconsistent that does not accept our terms; ignored.
     #[error("the channel is inconsistent; the move token does not accept our reset terms")]
     NotConsistent,
@@ -121,6 +125,9 @@ pub struct TokenChannel {
     pub recent_incoming: VecDeque<Signature>,
     /// Our reset terms of the last reset, kept to settle a race where both sides accepted.
     pub own_reset_terms: Option<ResetTerms>,
+    /// The reset token of the friend's terms we accepted in the last reset: the same terms
+    /// arriving late are stale.
+    pub accepted_reset_token: Option<Signature>,
 }
 
 /// An inconsistent channel: both sides publish reset terms until one side accepts the other's.
@@ -128,6 +135,11 @@ pub struct TokenChannel {
 pub struct Inconsistency {
     /// Our terms: our view of the sheet when the inconsistency was detected.
     pub local_terms: ResetTerms,
+    /// The counter our terms are published with: at least that of `local_terms`, raised above
+    /// the friend's epoch when the friend turns out to be in a later one (else it would take
+    /// them for stale). The reset token stays the same, so an acceptance of an earlier
+    /// publication stays valid.
+    pub published_counter: u64,
     /// The friend's terms, once received.
     pub remote_terms: Option<ResetTerms>,
     /// The friend's last token before the inconsistency (evidence for a dispute).
@@ -145,6 +157,7 @@ impl TokenChannel {
         remote_terms: Option<ResetTerms>,
     ) -> Inconsistency {
         Inconsistency {
+            published_counter: local_terms.inconsistency_counter,
             local_terms,
             remote_terms,
             last_incoming: self.last_incoming.clone(),
@@ -177,6 +190,9 @@ pub enum TokenOutcome {
     Retransmit,
     /// The friend accepted our reset terms: the channel is consistent again and we hold the token.
     ResetAccepted,
+    /// An unknown token older than our position: nothing changes; the friend should see our
+    /// last token (retransmitted, or a new empty one if we hold the token).
+    Outdated,
 }
 
 /// The link the first token of a friendship chains on: 64 bytes derived from both public keys,
@@ -219,6 +235,7 @@ impl TokenChannel {
             last_incoming: None,
             recent_incoming: VecDeque::new(),
             own_reset_terms: None,
+            accepted_reset_token: None,
         }
     }
 
@@ -309,6 +326,17 @@ impl TokenChannel {
             if token.old_token == own_terms.reset_token {
                 return self.settle_reset_race(local, remote, token);
             }
+        }
+        let received = ChainPosition {
+            inconsistency_counter: token.inconsistency_counter,
+            move_token_counter: token.move_token_counter,
+        };
+        if received < self.position {
+            // Older than our position: a duplicate we no longer remember, or a friend that
+            // lost its data and restarted its chain. Either way, showing it our last token
+            // settles it: a friend on our chain takes it as a duplicate or the next token; a
+            // friend on another chain detects the mismatch and publishes reset terms.
+            return Ok(TokenOutcome::Outdated);
         }
         Err(ReceiveError::ChainMismatch)
     }
@@ -479,12 +507,21 @@ fn accept_reset_token(
         last_incoming: None,
         recent_incoming: VecDeque::new(),
         own_reset_terms: Some(own_terms.clone()),
+        accepted_reset_token: None,
     };
     channel.accept_incoming(token);
     Ok(channel)
 }
 
 impl Inconsistency {
+    /// Our terms as we publish them (with [`Inconsistency::published_counter`]).
+    pub fn published_terms(&self) -> ResetTerms {
+        ResetTerms {
+            inconsistency_counter: self.published_counter,
+            ..self.local_terms.clone()
+        }
+    }
+
     /// A token while inconsistent: it restarts the channel only if it accepts our terms.
     pub(crate) fn receive(
         &self,
@@ -509,8 +546,7 @@ impl Inconsistency {
                 .ok_or(OperationError::Overflow)?;
             let position = ChainPosition {
                 inconsistency_counter: self
-                    .local_terms
-                    .inconsistency_counter
+                    .published_counter
                     .max(remote_terms.inconsistency_counter),
                 move_token_counter: 0,
             };
@@ -534,6 +570,7 @@ impl Inconsistency {
                 last_incoming: None,
                 recent_incoming: VecDeque::new(),
                 own_reset_terms: Some(self.local_terms.clone()),
+                accepted_reset_token: Some(remote_terms.reset_token),
             };
             Ok((channel, token))
         })())

@@ -840,6 +840,7 @@ impl CreditNode {
             public_key: new_key,
             relays,
             channel: ChannelStatus::Inconsistent(Inconsistency {
+                published_counter: local_terms.inconsistency_counter,
                 local_terms,
                 remote_terms: None,
                 last_incoming: None,
@@ -989,7 +990,7 @@ impl CreditNode {
         let has_work = self.has_work(key, friend);
         let message = match &friend.channel {
             ChannelStatus::Inconsistent(inconsistency) => {
-                Some(FriendMessage::ResetTerms(inconsistency.local_terms.clone()))
+                Some(FriendMessage::ResetTerms(inconsistency.published_terms()))
             }
             ChannelStatus::Consistent(channel) => match &channel.holder {
                 TokenHolder::Local => None,
@@ -1043,6 +1044,17 @@ impl CreditNode {
                     }
                 }
                 Ok(TokenOutcome::Retransmit) => self.retransmit(key, now, out),
+                Ok(TokenOutcome::Outdated) => {
+                    out.events.push(Event::MessageRejected {
+                        friend: *key,
+                        error: ReceiveError::Outdated,
+                    });
+                    if channel.holds_token() {
+                        self.links.entry(*key).or_default().friend_wants_token = true;
+                    } else {
+                        self.retransmit(key, now, out);
+                    }
+                }
                 Ok(TokenOutcome::ResetAccepted) => {
                     self.set_channel(key, ChannelStatus::Consistent(channel), out);
                     // Pass the token back at once: it tells the friend the reset arrived.
@@ -1083,19 +1095,12 @@ impl CreditNode {
                             error,
                         });
                         let mut inconsistency = inconsistency;
-                        if token.inconsistency_counter
-                            >= inconsistency.local_terms.inconsistency_counter
-                        {
+                        if token.inconsistency_counter >= inconsistency.published_counter {
                             // The friend is in a later epoch than our terms (we lost our data,
                             // or it reset since): terms at or below its epoch would look stale
-                            // to it. Publish the same sheet in the epoch after its.
-                            let sheet = BalanceSheet::from_terms(
-                                &inconsistency.local_terms.currencies,
-                                false,
-                            )
-                            .unwrap_or_default();
-                            inconsistency.local_terms =
-                                new_reset_terms(&sheet, token.inconsistency_counter, rng);
+                            // to it. Publish them again in the epoch after its.
+                            inconsistency.published_counter =
+                                token.inconsistency_counter.saturating_add(1);
                             self.set_channel(
                                 key,
                                 ChannelStatus::Inconsistent(inconsistency.clone()),
@@ -1103,7 +1108,7 @@ impl CreditNode {
                             );
                         }
                         // The friend may not know the channel is inconsistent.
-                        let terms = inconsistency.local_terms;
+                        let terms = inconsistency.published_terms();
                         self.send(key, FriendMessage::ResetTerms(terms), now, out);
                     }
                 }
@@ -1143,7 +1148,9 @@ impl CreditNode {
         };
         let inconsistency = match &friend.channel {
             ChannelStatus::Consistent(channel) => {
-                if terms.inconsistency_counter <= channel.position.inconsistency_counter {
+                if terms.inconsistency_counter <= channel.position.inconsistency_counter
+                    || channel.accepted_reset_token == Some(terms.reset_token)
+                {
                     out.events.push(Event::MessageRejected {
                         friend: *key,
                         error: ReceiveError::StaleResetTerms,
@@ -1156,6 +1163,17 @@ impl CreditNode {
             ChannelStatus::Inconsistent(inconsistency) => match &inconsistency.remote_terms {
                 // A repetition (the friend's timer): ours go out on our own timer.
                 Some(known) if *known == terms => return,
+                // The same terms published again in a later epoch: accepting them must use it.
+                Some(known) if known.reset_token == terms.reset_token => {
+                    if terms.inconsistency_counter > known.inconsistency_counter {
+                        let updated = Inconsistency {
+                            remote_terms: Some(terms),
+                            ..inconsistency.clone()
+                        };
+                        self.set_channel(key, ChannelStatus::Inconsistent(updated), out);
+                    }
+                    return;
+                }
                 Some(known) if known.inconsistency_counter > terms.inconsistency_counter => {
                     out.events.push(Event::MessageRejected {
                         friend: *key,
@@ -1169,7 +1187,7 @@ impl CreditNode {
                 },
             },
         };
-        let local_terms = inconsistency.local_terms.clone();
+        let local_terms = inconsistency.published_terms();
         out.events.push(Event::ChannelInconsistent {
             friend: *key,
             local_terms: local_terms.clone(),

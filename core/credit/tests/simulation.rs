@@ -3,7 +3,8 @@
 //! sending). The invariants are checked after every step; after healing, every pair must agree
 //! and every accepted transfer must be reflected exactly once.
 //!
-//! Reproduce one seed: `OFFST_SIM_SEED=<seed> cargo test -p offst-credit --test simulation`.
+//! Reproduce one seed: `OFFST_SIM_SEED=<seed> cargo test -p offst-credit --test simulation`;
+//! soak: `OFFST_SIM_SEEDS=10000 cargo test --release -p offst-credit --test simulation`.
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -255,10 +256,18 @@ fn run_seed(seed: u64) -> Result<u64, SimError> {
     Ok(run.accepted)
 }
 
-fn seeds() -> Vec<u64> {
-    match std::env::var("OFFST_SIM_SEED") {
-        Ok(seed) => vec![seed.parse().expect("OFFST_SIM_SEED is a number")],
-        Err(_) => (0..SEEDS).collect(),
+/// The seeds to run: `OFFST_SIM_SEED=n` runs only seed n, `OFFST_SIM_SEEDS=n` runs seeds 0..n
+/// (for long soak runs), otherwise seeds 0..`default`.
+fn seeds(default: u64) -> Vec<u64> {
+    let number = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .map(|value| value.parse::<u64>().expect("a number"))
+    };
+    match (number("OFFST_SIM_SEED"), number("OFFST_SIM_SEEDS")) {
+        (Some(seed), _) => vec![seed],
+        (None, Some(count)) => (0..count).collect(),
+        (None, None) => (0..default).collect(),
     }
 }
 
@@ -266,7 +275,7 @@ fn seeds() -> Vec<u64> {
 fn random_faults_never_break_the_invariants_and_friends_agree_after_healing() {
     let mut failures = Vec::new();
     let mut accepted = 0;
-    let seeds = seeds();
+    let seeds = seeds(SEEDS);
     for &seed in &seeds {
         let outcome = catch_unwind(AssertUnwindSafe(|| run_seed(seed)));
         match outcome {
@@ -322,7 +331,11 @@ fn run_data_loss_seed(seed: u64) -> Result<(), SimError> {
             }
         }
     }
+    net.trace(std::env::var("OFFST_SIM_TRACE").is_ok());
     for step in 0..STEPS {
+        if std::env::var("OFFST_SIM_TRACE").is_ok() {
+            eprintln!("step {step}");
+        }
         let pick = |net: &mut SimNetwork| nodes[net.random_below(nodes.len() as u64) as usize];
         let a = pick(&mut net);
         let b = pick(&mut net);
@@ -377,6 +390,7 @@ fn run_data_loss_seed(seed: u64) -> Result<(), SimError> {
             net.take_events(node);
         }
     }
+    net.trace(std::env::var("OFFST_SIM_TRACE").is_ok());
     net.settle()?;
     net.check_invariants()?;
     if std::env::var("OFFST_SIM_DEBUG").is_ok() {
@@ -399,11 +413,7 @@ fn run_data_loss_seed(seed: u64) -> Result<(), SimError> {
 #[test]
 fn nodes_that_lose_their_data_converge_with_their_friends_through_resets() {
     let mut failures = Vec::new();
-    let seeds: Vec<u64> = match std::env::var("OFFST_SIM_SEED") {
-        Ok(seed) => vec![seed.parse().expect("OFFST_SIM_SEED is a number")],
-        Err(_) => (0..DATA_LOSS_SEEDS).collect(),
-    };
-    for seed in seeds {
+    for seed in seeds(DATA_LOSS_SEEDS) {
         match catch_unwind(AssertUnwindSafe(|| run_data_loss_seed(seed))) {
             Ok(Ok(())) => {}
             Ok(Err(error)) => failures.push(format!("seed {seed}: {error}")),

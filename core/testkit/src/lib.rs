@@ -18,6 +18,7 @@ use offst_credit::{
     Output, Timestamp,
 };
 use offst_crypto::Identity;
+use offst_proto::friend::FriendMessage;
 use offst_proto::{PublicKey, Text, WireMessage};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -105,6 +106,8 @@ pub struct SimNetwork {
     links: BTreeSet<(NodeId, NodeId)>,
     /// Keep every event (tests) or drop them (long randomized runs).
     keep_events: bool,
+    /// Print deliveries.
+    trace: bool,
 }
 
 fn pair(a: NodeId, b: NodeId) -> (NodeId, NodeId) {
@@ -126,6 +129,7 @@ impl SimNetwork {
             partitions: BTreeSet::new(),
             links: BTreeSet::new(),
             keep_events: true,
+            trace: false,
         }
     }
 
@@ -365,12 +369,33 @@ impl SimNetwork {
             return false;
         }
         let envelope = self.in_flight.remove(index);
+        if self.trace {
+            eprintln!("deliver {}", self.describe(&envelope));
+        }
         let from_key = self.public_key(envelope.from);
         let now = self.now();
         let sim = &mut self.nodes[envelope.to.0];
         let output = sim
             .node
             .handle_message_bytes(&from_key, &envelope.bytes, now, &mut self.rng);
+        if self.trace {
+            for event in &output.events {
+                eprintln!("    {} event {:?}", envelope.to, short_event(event));
+            }
+            let sent: Vec<String> = output
+                .messages
+                .iter()
+                .filter_map(|message| {
+                    let to = self.id_of(&message.to)?;
+                    Some(self.describe(&Envelope {
+                        from: envelope.to,
+                        to,
+                        bytes: message.message.encode(),
+                    }))
+                })
+                .collect();
+            eprintln!("    sends {sent:?}");
+        }
         let _ = self.route(envelope.to, output);
         true
     }
@@ -462,7 +487,8 @@ impl SimNetwork {
                 deliveries += 1;
                 if deliveries > MAX_SETTLE_DELIVERIES {
                     return Err(SimError(format!(
-                        "no quiescence after {MAX_SETTLE_DELIVERIES} deliveries"
+                        "no quiescence after {MAX_SETTLE_DELIVERIES} deliveries; in flight: {}",
+                        self.describe_in_flight()
                     )));
                 }
             }
@@ -484,7 +510,8 @@ impl SimNetwork {
                 deliveries += 1;
                 if deliveries > MAX_SETTLE_DELIVERIES {
                     return Err(SimError(format!(
-                        "no quiescence after {MAX_SETTLE_DELIVERIES} deliveries"
+                        "no quiescence after {MAX_SETTLE_DELIVERIES} deliveries; in flight: {}",
+                        self.describe_in_flight()
                     )));
                 }
             }
@@ -497,6 +524,39 @@ impl SimNetwork {
                 return Ok(());
             }
         }
+    }
+
+    /// A short description of the messages in flight (for failure reports).
+    pub fn describe_in_flight(&self) -> String {
+        self.in_flight
+            .iter()
+            .take(8)
+            .map(|envelope| self.describe(envelope))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn describe(&self, envelope: &Envelope) -> String {
+        let what = match FriendMessage::decode(&envelope.bytes) {
+            Ok(FriendMessage::MoveToken(message)) => format!(
+                "token({}, {}, {} ops, wanted {})",
+                message.token.inconsistency_counter,
+                message.token.move_token_counter,
+                message.token.operations.len(),
+                message.token_wanted
+            ),
+            Ok(FriendMessage::TokenWanted) => "token wanted".to_owned(),
+            Ok(FriendMessage::ResetTerms(terms)) => {
+                format!("reset terms({})", terms.inconsistency_counter)
+            }
+            Err(_) => "garbage".to_owned(),
+        };
+        format!("{}->{}: {what}", envelope.from, envelope.to)
+    }
+
+    /// Prints every delivery to stderr (debugging a failing seed).
+    pub fn trace(&mut self, on: bool) {
+        self.trace = on;
     }
 
     /// Invariants that hold after every step:
@@ -590,5 +650,28 @@ impl SimNetwork {
         let sim = &mut self.nodes[id.0];
         sim.persisted.apply(change);
         sim.node = CreditNode::new(sim.identity.clone(), sim.config, sim.persisted.clone());
+    }
+}
+
+fn short_event(event: &Event) -> String {
+    match event {
+        Event::TokenSent { operations, .. } => format!("token sent ({} ops)", operations.len()),
+        Event::TokenReceived { operations, .. } => {
+            format!("token received ({} ops)", operations.len())
+        }
+        Event::OperationDropped { error, .. } => format!("operation dropped: {error}"),
+        Event::ChannelInconsistent {
+            local_terms,
+            remote_terms,
+            ..
+        } => format!(
+            "inconsistent: local {} remote {:?}",
+            local_terms.inconsistency_counter,
+            remote_terms
+                .as_ref()
+                .map(|terms| terms.inconsistency_counter)
+        ),
+        Event::ChannelReset { .. } => "reset".to_owned(),
+        Event::MessageRejected { error, .. } => format!("rejected: {error:?}"),
     }
 }
