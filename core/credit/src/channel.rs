@@ -604,3 +604,96 @@ mod tests {
         assert!(!ReceiveError::StaleResetTerms.is_fatal());
     }
 }
+
+#[cfg(test)]
+mod vectors {
+    //! Test vectors for docs/PROTOCOL.md ("Friend channel"): a second implementation must
+    //! produce the same bytes.
+
+    use super::*;
+    use crate::sheet::sheet_hash;
+    use offst_proto::{Credits, Currency, PaymentId};
+
+    fn keys() -> (Identity, Identity) {
+        (Identity::from_seed([1; 32]), Identity::from_seed([2; 32]))
+    }
+
+    #[test]
+    fn friend_channel_vectors_are_stable() {
+        let (a, b) = keys();
+        let (pa, pb) = (a.public_key(), b.public_key());
+        assert_eq!(
+            pa.to_string(),
+            "iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w"
+        );
+        assert_eq!(
+            pb.to_string(),
+            "gTl3Dqh9F19Wo1Rmw0x-zMuNipG07jeiXfYPW4_Js5Q"
+        );
+        assert_eq!(
+            genesis_link(&pa, &pb).to_string(),
+            "7yy9qkq30gwpnkSC4VW8KnsveHnOjaaeJcm4XnhnIgi6vo5OAtKP5WY1U0I3TA3Utda2TJOL7NDdF8RuqFGQkA"
+        );
+        let fst = Currency::new("FST").unwrap();
+        let mut sheet = BalanceSheet::new();
+        for operation in [
+            FriendOperation::AddCurrency(fst.clone()),
+            FriendOperation::SetRemoteMaxDebt {
+                currency: fst.clone(),
+                max_debt: Credits(100),
+            },
+            FriendOperation::SetCurrencyOpen {
+                currency: fst.clone(),
+                open: true,
+            },
+        ] {
+            sheet.apply(&operation, Side::Local).unwrap();
+        }
+        let position = ChainPosition {
+            inconsistency_counter: 0,
+            move_token_counter: 1,
+        };
+        let hash = sheet_hash(&pa, &pb, position, &sheet).unwrap();
+        assert_eq!(
+            hash.to_string(),
+            "jqrAP1ccfwZXx5Jbxp_3_gMg0fw7q-vnorb0kRgWr1U"
+        );
+        // B computes the same hash from its mirrored view.
+        assert_eq!(
+            sheet_hash(&pb, &pa, position, &sheet.flipped().unwrap()),
+            Some(hash)
+        );
+        let signing_bytes = MoveToken::signing_bytes_of(
+            &genesis_link(&pa, &pb),
+            0,
+            1,
+            &[FriendOperation::Transfer {
+                currency: fst,
+                amount: Credits(5),
+                transfer_id: PaymentId::from_bytes([7; 16]),
+            }],
+            &hash,
+            &RandValue::from_bytes([9; 16]),
+        );
+        assert_eq!(
+            hex(&signing_bytes),
+            "0000001a6f666673742f76312f667269656e642f6d6f76652d746f6b656e\
+             ef2cbdaa4ab7d20c299e4482e155bc2a7b2f7879ce8da69e25c9b85e78672208\
+             babe8e4e02d28fe566355342374c0dd4b5d6b64c938becd0dd17c46ea8519090\
+             0000000000000000\
+             0000000000000001\
+             00000001\
+             04000000034653540000000000000000000000000000000507070707070707070707070707070707\
+             8eaac03f571c7f0657c7925bc69ff7fe0320d1fc3babebe7a2b6f4911816af55\
+             09090909090909090909090909090909"
+        );
+        assert_eq!(
+            a.sign(&signing_bytes).to_string(),
+            "GX7K6MohPTzGtd2MaunY3tkUx5CqZg1JDb50UG8SUsSaKBabMj975Fs3Vg37VVbLDjXcYpbX87U4WvBDM7UZCg"
+        );
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+}
