@@ -8,6 +8,7 @@
 //! key_file = "/var/lib/stindex/identity.key"
 //! max_connections = 10000
 //! max_nodes = 1000000
+//! max_entries = 4000000
 //! reports_per_second = 2.0
 //! report_burst = 10
 //! queries_per_second = 20.0
@@ -77,6 +78,8 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     /// Most nodes tracked.
     pub max_nodes: Option<usize>,
+    /// Most channel entries over all live reports.
+    pub max_entries: Option<usize>,
     /// Reports per second per client.
     pub reports_per_second: Option<f64>,
     /// Report burst per client.
@@ -135,9 +138,10 @@ impl FileConfig {
         }
         let max_connections = self.max_connections.unwrap_or(defaults.max_connections);
         let max_nodes = self.max_nodes.unwrap_or(defaults.state.max_nodes);
-        if max_connections == 0 || max_nodes == 0 {
+        let max_entries = self.max_entries.unwrap_or(defaults.state.max_entries);
+        if max_connections == 0 || max_nodes == 0 || max_entries == 0 {
             return Err(ConfigError::Invalid(
-                "max_connections and max_nodes must be positive".into(),
+                "max_connections, max_nodes and max_entries must be positive".into(),
             ));
         }
         Ok(ServerConfig {
@@ -159,6 +163,7 @@ impl FileConfig {
             )?,
             state: StateConfig {
                 max_nodes,
+                max_entries,
                 ..defaults.state
             },
             ..defaults

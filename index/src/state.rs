@@ -36,6 +36,11 @@ use crate::route::{Constraints, RouteError, Router};
 /// graph and bookkeeping per channel entry keeps a full index within a few GiB.
 pub const DEFAULT_MAX_NODES: usize = 1_000_000;
 
+/// Default bound on the (friend, currency) entries held over all live reports. Each costs a
+/// few hundred bytes across the stored report, the graph's raw entries and its adjacency, so
+/// 4 million keep a full index under about 2 GiB however the entries are spread over nodes.
+pub const DEFAULT_MAX_ENTRIES: usize = 4_000_000;
+
 /// Default tolerance for nodes whose clock runs ahead of ours.
 pub const DEFAULT_MAX_CLOCK_SKEW_MS: u64 = 60_000;
 
@@ -53,6 +58,9 @@ pub enum Sender {
 pub struct StateConfig {
     /// Most nodes tracked at once; further new nodes are refused with `Full`.
     pub max_nodes: usize,
+    /// Most (friend, currency) entries over all live reports; a report that would pass it is
+    /// refused with `Full`.
+    pub max_entries: usize,
     /// How far in the future a report's `issuedAt` may be.
     pub max_clock_skew_ms: u64,
 }
@@ -61,6 +69,7 @@ impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             max_nodes: DEFAULT_MAX_NODES,
+            max_entries: DEFAULT_MAX_ENTRIES,
             max_clock_skew_ms: DEFAULT_MAX_CLOCK_SKEW_MS,
         }
     }
@@ -109,6 +118,8 @@ pub struct IndexState {
     trusted: Vec<PublicKey>,
     router: Router,
     counters: StateCounters,
+    /// Entries over all live reports (bounded by `max_entries`).
+    entries: usize,
 }
 
 impl IndexState {
@@ -121,6 +132,7 @@ impl IndexState {
             trusted: trusted.into_iter().collect(),
             router: Router::new(),
             counters: StateCounters::default(),
+            entries: 0,
         }
     }
 
@@ -203,6 +215,14 @@ impl IndexState {
         {
             return Err(ReportRejection::FromTheFuture);
         }
+        let held = self
+            .nodes
+            .get(&report.node)
+            .and_then(|record| record.current.as_ref())
+            .map_or(0, |current| current.report.friends.len());
+        if self.entries - held + report.friends.len() > self.config.max_entries {
+            return Err(ReportRejection::Full);
+        }
         if let Some(known) = self.nodes.get(&report.node) {
             let newer = if known.session_id == report.session_id {
                 report.counter > known.counter
@@ -232,8 +252,10 @@ impl IndexState {
         if let Err(GraphError::Full(_)) = self.graph.set_node(report.node, entries) {
             self.graph.remove_node(&report.node);
             self.nodes.remove(&report.node);
+            self.entries -= held;
             return Err(ReportRejection::Full);
         }
+        self.entries = self.entries - held + report.friends.len();
         self.nodes.insert(
             report.node,
             NodeRecord {
@@ -257,9 +279,11 @@ impl IndexState {
     pub fn expire(&mut self, now_ms: u64) -> Vec<PublicKey> {
         let mut dropped = Vec::new();
         for (node, record) in &mut self.nodes {
-            if record.current.is_some() && record.expires_at_ms <= now_ms {
-                record.current = None;
-                dropped.push(*node);
+            if record.expires_at_ms <= now_ms {
+                if let Some(expired) = record.current.take() {
+                    self.entries -= expired.report.friends.len();
+                    dropped.push(*node);
+                }
             }
         }
         for node in &dropped {
@@ -555,6 +579,38 @@ mod tests {
             state.route(&query(&a, &a, 1)).result,
             Err(RouteFailure::InvalidRequest)
         );
+    }
+
+    #[test]
+    fn the_total_of_entries_is_bounded_and_freed_on_expiry() {
+        let (a, b, c) = (identity(1), identity(2), identity(3));
+        let config = StateConfig {
+            max_entries: 2,
+            ..StateConfig::default()
+        };
+        let mut state = IndexState::new(config, []);
+        state
+            .handle_report(client(&a), &report(&a, 1, 0, NOW, &[(&b, 1), (&c, 1)]), NOW)
+            .unwrap();
+        assert_eq!(
+            state.handle_report(client(&b), &report(&b, 1, 0, NOW, &[(&a, 1)]), NOW),
+            Err(ReportRejection::Full)
+        );
+        // Replacing a report counts only the difference.
+        state
+            .handle_report(client(&a), &report(&a, 1, 1, NOW, &[(&b, 1)]), NOW)
+            .unwrap();
+        state
+            .handle_report(client(&b), &report(&b, 1, 0, NOW, &[(&a, 1)]), NOW)
+            .unwrap();
+        state.expire(NOW + 60_000);
+        state
+            .handle_report(
+                client(&c),
+                &report(&c, 1, 0, NOW + 60_000, &[(&a, 1), (&b, 1)]),
+                NOW + 60_000,
+            )
+            .unwrap();
     }
 
     #[test]
