@@ -589,6 +589,56 @@ mod tests {
     }
 
     #[test]
+    fn random_operations_keep_both_views_mirrored_and_within_limits() {
+        use rand_chacha::ChaCha20Rng;
+        use rand_core::{RngCore, SeedableRng};
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let names = ["A", "B", "C"];
+        for _ in 0..50 {
+            // `ours` is one side's view, `theirs` the other's; every operation is applied as
+            // sent by one side on both views, and both must accept or refuse it alike.
+            let (mut ours, mut theirs) = (BalanceSheet::new(), BalanceSheet::new());
+            for _ in 0..200 {
+                let currency = Currency::new(names[(rng.next_u32() % 3) as usize]).unwrap();
+                let amount = Credits(u128::from(rng.next_u32() % 50));
+                let operation = match rng.next_u32() % 6 {
+                    0 => FriendOperation::AddCurrency(currency),
+                    1 => FriendOperation::RemoveCurrency(currency),
+                    2 => FriendOperation::SetRemoteMaxDebt {
+                        currency,
+                        max_debt: amount,
+                    },
+                    3 => FriendOperation::SetCurrencyOpen {
+                        currency,
+                        open: rng.next_u32() % 4 != 0,
+                    },
+                    _ => FriendOperation::Transfer {
+                        currency,
+                        amount,
+                        transfer_id: PaymentId::from_bytes([0; 16]),
+                    },
+                };
+                let sender_is_ours = rng.next_u32() % 2 == 0;
+                let (sender, receiver) = if sender_is_ours {
+                    (&mut ours, &mut theirs)
+                } else {
+                    (&mut theirs, &mut ours)
+                };
+                let sent = sender.apply(&operation, Side::Local);
+                let received = receiver.apply(&operation, Side::Remote);
+                assert_eq!(sent, received, "{operation:?}");
+                assert_eq!(theirs, ours.flipped().unwrap());
+                if let (FriendOperation::Transfer { currency, .. }, Ok(())) = (&operation, &sent) {
+                    // The payer never owes more than the limit the receiver set.
+                    let payer = if sender_is_ours { &ours } else { &theirs };
+                    let state = payer.currency(currency).unwrap();
+                    assert!(-state.balance.0 <= state.local_max_debt.0 as i128);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn terms_round_trip_through_both_perspectives() {
         let mut sheet = open_sheet(50);
         sheet.apply(&transfer(7), Side::Local).unwrap();
