@@ -984,3 +984,103 @@ fn bad_commands_are_refused_and_change_nothing() {
     );
     assert_eq!(*net.persisted(a), before);
 }
+
+#[test]
+fn a_new_friendship_exchanges_its_first_token_when_both_come_online() {
+    let mut net = SimNetwork::new(3);
+    let a = net.add_node(CreditConfig::default());
+    let b = net.add_node(CreditConfig::default());
+    net.befriend(a, b).unwrap();
+    net.settle().unwrap();
+    for (of, with) in [(a, b), (b, a)] {
+        let ChannelStatus::Consistent(channel) =
+            &net.node(of).friend(&net.public_key(with)).unwrap().channel
+        else {
+            panic!()
+        };
+        assert!(!channel.is_at_genesis());
+    }
+    net.check_agreement().unwrap();
+}
+
+#[test]
+fn a_token_older_than_everything_remembered_does_not_break_the_channel() {
+    let (mut net, a, b) = friends_with_limits();
+    // Capture one early token from a, then move the chain far beyond what b remembers.
+    pay(&mut net, a, b, fst(), 1).unwrap();
+    let early = net
+        .in_flight()
+        .iter()
+        .find(|envelope| envelope.from == a)
+        .cloned();
+    net.settle().unwrap();
+    for _ in 0..(offst_credit::channel::RECENT_INCOMING_TOKENS + 5) {
+        pay(&mut net, a, b, fst(), 1).unwrap();
+        pay(&mut net, b, a, fst(), 1).unwrap();
+        net.settle().unwrap();
+    }
+    let early = early.expect("a sent a token or asked for one");
+    net.take_events(b);
+    net.inject(a, b, early.bytes);
+    net.settle().unwrap();
+    net.check_agreement().unwrap();
+    assert!(rejections(&mut net, b)
+        .iter()
+        .all(|error| !error.is_fatal()));
+}
+
+#[test]
+fn a_reset_token_that_does_not_match_our_terms_is_rejected() {
+    let (mut net, a, b) = friends_with_limits();
+    pay(&mut net, a, b, fst(), 10).unwrap();
+    net.settle().unwrap();
+    corrupt_balance(&mut net, a, b, 1);
+    let sender = if holds_token(&net, a, b) { a } else { b };
+    let receiver = if sender == a { b } else { a };
+    pay(&mut net, sender, receiver, fst(), 1).unwrap();
+    net.settle().unwrap();
+    let ChannelStatus::Inconsistent(at_b) = net
+        .node(b)
+        .friend(&net.public_key(a))
+        .unwrap()
+        .channel
+        .clone()
+    else {
+        panic!()
+    };
+    // a "accepts" b's terms but commits to a different balance.
+    let terms = at_b.published_terms();
+    let mut sheet = offst_credit::BalanceSheet::from_terms(&terms.currencies, true).unwrap();
+    let mut shifted = sheet.to_terms();
+    shifted[0].balance = Balance(shifted[0].balance.0 + 7);
+    sheet = offst_credit::BalanceSheet::from_terms(&shifted, false).unwrap();
+    let position = ChainPosition {
+        inconsistency_counter: terms.inconsistency_counter + 1,
+        move_token_counter: 0,
+    };
+    let info_hash = sheet_hash(&net.public_key(a), &net.public_key(b), position, &sheet).unwrap();
+    let rand_nonce = offst_proto::RandValue::from_bytes([1; 16]);
+    let bytes = MoveToken::signing_bytes_of(
+        &terms.reset_token,
+        position.inconsistency_counter,
+        0,
+        &[],
+        &info_hash,
+        &rand_nonce,
+    );
+    let token = MoveToken {
+        old_token: terms.reset_token,
+        inconsistency_counter: position.inconsistency_counter,
+        move_token_counter: 0,
+        operations: vec![],
+        info_hash,
+        rand_nonce,
+        new_token: net.identity(a).sign(&bytes),
+    };
+    net.take_events(b);
+    send_by_hand(&mut net, a, b, token);
+    assert!(
+        rejections(&mut net, b).contains(&ReceiveError::InvalidReset("the sheet is not our terms"))
+    );
+    assert!(!is_consistent(&net, b, a));
+}
