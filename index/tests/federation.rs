@@ -172,7 +172,11 @@ async fn three_servers_converge_and_drop_a_node_that_stops_reporting() {
     .await;
     let convergence = start.elapsed();
     eprintln!("federation convergence over 3 servers: {convergence:?}");
-    assert!(convergence < Duration::from_secs(1), "took {convergence:?}");
+    // Target ≤ 100 ms (DESIGN.md §6); measured ≈ 2 ms. The margin absorbs loaded CI machines.
+    assert!(
+        convergence < Duration::from_millis(500),
+        "took {convergence:?}"
+    );
 
     // n1 stops reporting: after its report expires every server drops it.
     c1.shutdown();
@@ -192,6 +196,39 @@ async fn three_servers_converge_and_drop_a_node_that_stops_reporting() {
     );
     c2.shutdown();
     c3.shutdown();
+    for server in [a, b, c] {
+        server.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_cross_a_chain_of_servers_that_do_not_all_know_each_other() {
+    // A — B — C: A and C do not trust each other, yet both see every node through B.
+    let (ka, kb, kc) = (identity(140), identity(141), identity(142));
+    let a = IndexServer::start(ka.clone(), server_config(vec![passive(kb.public_key())]))
+        .await
+        .unwrap();
+    let b = IndexServer::start(kb, server_config(vec![peer(&a), passive(kc.public_key())]))
+        .await
+        .unwrap();
+    let c = IndexServer::start(kc, server_config(vec![peer(&b)]))
+        .await
+        .unwrap();
+    eventually("links up", || b.connected_servers() == 2).await;
+    let (n1, n2) = (identity(1), identity(2));
+    let c1 = client_for(&n1, &[&a]);
+    let c2 = client_for(&n2, &[&c]);
+    c1.set_capacities(vec![capacity(&n2, 7)]).await.unwrap();
+    c2.set_capacities(vec![capacity(&n1, 9)]).await.unwrap();
+    for server in [&a, &b, &c] {
+        // Each direction is min(sender's send, receiver's receive) = min(7, 9).
+        eventually("both ends known everywhere", || {
+            seen_capacity(server, &n1, &n2) == Some(7) && seen_capacity(server, &n2, &n1) == Some(7)
+        })
+        .await;
+    }
+    c1.shutdown();
+    c2.shutdown();
     for server in [a, b, c] {
         server.shutdown().await;
     }
