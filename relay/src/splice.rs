@@ -113,9 +113,11 @@ async fn pump(
     drop(pending);
     loop {
         from.readable().await?;
-        let mut buffer = vec![0u8; COPY_BUFFER_LEN];
+        // Uninitialised capacity: `try_read_buf` fills it without zeroing it first.
+        let mut buffer = Vec::with_capacity(COPY_BUFFER_LEN);
         loop {
-            let read = match from.try_read(&mut buffer) {
+            buffer.clear();
+            let read = match from.try_read_buf(&mut buffer) {
                 Ok(0) => {
                     let _ = to.shutdown().await;
                     return Ok(());
@@ -131,7 +133,7 @@ async fn pump(
                     tokio::time::sleep(wait).await;
                 }
             }
-            to.write_all(&buffer[..read]).await?;
+            to.write_all(&buffer).await?;
             bytes.add(read as u64);
         }
     }
