@@ -850,9 +850,8 @@ impl Router {
                 found = true;
                 break;
             }
-            if hops as usize >= MAX_HOPS {
-                continue;
-            }
+            // No hop cap here: the cheapest route may be long, and `single` then falls back to
+            // the exact hop-bounded search.
             for side in graph.neighbours(node) {
                 let previous = side.peer;
                 let before = previous as usize;
@@ -889,7 +888,7 @@ impl Router {
         let mut nodes = vec![query.source];
         while let Some(&last) = nodes.last() {
             let next = self.parent[last as usize];
-            if next == NONE || nodes.len() > MAX_HOPS + 1 {
+            if next == NONE || nodes.len() > graph.capacity_hint() {
                 break;
             }
             nodes.push(next);
