@@ -205,6 +205,12 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_config_is_valid_and_shows_the_defaults() {
+        let example: RelayConfig = toml::from_str(include_str!("../strelay.toml")).unwrap();
+        assert_eq!(example, RelayConfig::default());
+    }
+
+    #[test]
     fn unknown_fields_are_errors() {
         assert!(toml::from_str::<RelayConfig>("listn = \"127.0.0.1:8000\"").is_err());
         assert!(toml::from_str::<RelayConfig>("[limits]\nmax_conections = 1").is_err());

@@ -36,6 +36,11 @@ use crate::config::{Limits, RelayConfig};
 use crate::metrics::{self, Metrics};
 use crate::splice::{splice, SpliceEnd, SpliceLimits};
 
+/// Refusals ("busy" frames to connections over a limit) being written at once. Each holds a
+/// socket for at most a second; beyond this many, further excess connections are dropped
+/// without a word, so a flood cannot pin descriptors through the refusal path.
+pub const MAX_PENDING_REFUSALS: usize = 256;
+
 /// How long a graceful shutdown waits for connections to close before giving up on them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -91,6 +96,7 @@ struct Shared {
     secure: SecureConfig,
     metrics: Arc<Metrics>,
     state: Mutex<State>,
+    refusals: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Default)]
@@ -230,6 +236,7 @@ impl RelayServer {
                 secure,
                 metrics: Arc::new(Metrics::default()),
                 state: Mutex::new(State::default()),
+                refusals: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_REFUSALS)),
             }),
         })
     }
@@ -343,8 +350,13 @@ fn admit(
             }
             log::debug!("refusing {address}: connection limit");
             // Refused connections are not counted; the refusal is one small write, bounded
-            // by a short timeout.
-            tokio::spawn(secure::refuse_busy(stream, VersionRange::default()));
+            // by a short timeout and by MAX_PENDING_REFUSALS.
+            if let Ok(permit) = shared.refusals.clone().try_acquire_owned() {
+                tokio::spawn(async move {
+                    secure::refuse_busy(stream, VersionRange::default()).await;
+                    drop(permit);
+                });
+            }
         }
         Ok(()) => {
             metrics.connections_accepted.inc();

@@ -228,6 +228,28 @@ async fn accept_without_a_pending_tunnel_is_refused() {
 }
 
 #[tokio::test]
+async fn node_silent_after_the_handshake_is_closed_after_the_first_message_timeout() {
+    let limits = test_limits();
+    let (relay, address) = start_relay(limits).await;
+    let stream = tcp::dial(address.address.as_str(), WAIT).await.unwrap();
+    let mut silent = secure::connect(
+        stream,
+        &identity(1),
+        Some(address.public_key),
+        &client_config().secure,
+        &mut OsRng,
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let closed = tokio::time::timeout(WAIT, silent.recv_without_keepalive()).await;
+    assert!(matches!(closed, Ok(Ok(None)) | Ok(Err(_))), "{closed:?}");
+    assert!(started.elapsed() >= limits.first_message_timeout());
+    assert_eq!(relay.metrics().protocol_errors.get(), 1);
+    relay.shutdown().await;
+}
+
+#[tokio::test]
 async fn half_open_tunnel_expires_when_the_listener_never_accepts() {
     let limits = test_limits();
     let (relay, address) = start_relay(limits).await;

@@ -305,6 +305,26 @@ mod tests {
     }
 
     #[test]
+    fn bit_flipped_relay_messages_decode_or_fail_but_never_panic() {
+        let encoded = [
+            InitConnection::Accept { caller: key(5) }.encode(),
+            RelayToListener::IncomingConnection { caller: key(6) }.encode(),
+            ListenerToRelay::RejectConnection { caller: key(7) }.encode(),
+            TunnelReply::Refused(RefuseReason::Busy).encode(),
+        ];
+        for bytes in &encoded {
+            for bit in 0..bytes.len() * 8 {
+                let mut flipped = bytes.clone();
+                flipped[bit / 8] ^= 1 << (bit % 8);
+                let _ = InitConnection::decode(&flipped);
+                let _ = RelayToListener::decode(&flipped);
+                let _ = ListenerToRelay::decode(&flipped);
+                let _ = TunnelReply::decode(&flipped);
+            }
+        }
+    }
+
+    #[test]
     fn relay_card_round_trips_and_reads_as_documented() {
         let card = RelayCard(RelayAddress {
             public_key: key(7),
