@@ -386,24 +386,28 @@ impl TokenChannel {
         self.last_incoming = Some(token.clone());
     }
 
-    /// Both sides accepted each other's terms at the same time. The acceptance sent by the side
-    /// with the lower public key wins: the higher side drops its own acceptance and takes the
-    /// friend's, the lower side ignores the friend's (the friend will take ours).
+    /// Both sides accepted each other's terms at the same time. The acceptance in the later
+    /// epoch wins; in the same epoch, the one signed by the side with the lower public key. The
+    /// losing side drops its own acceptance and takes the friend's; the winning side ignores
+    /// the friend's (the friend will take ours, which we keep retransmitting).
     fn settle_reset_race(
         &mut self,
         local: &PublicKey,
         remote: &PublicKey,
         token: &MoveToken,
     ) -> Result<TokenOutcome, ReceiveError> {
-        let our_acceptance_pending = matches!(
-            &self.holder,
-            TokenHolder::Remote { last_outgoing: Some(last) } if last.move_token_counter == 0
-        );
-        match (
-            &self.own_reset_terms,
-            our_acceptance_pending && local > remote,
-        ) {
-            (Some(own_terms), true) => {
+        let ours_pending = match &self.holder {
+            TokenHolder::Remote {
+                last_outgoing: Some(last),
+            } if last.move_token_counter == 0 => Some(last.inconsistency_counter),
+            _ => None,
+        };
+        let theirs_wins = ours_pending.is_some_and(|ours| {
+            token.inconsistency_counter > ours
+                || (token.inconsistency_counter == ours && local > remote)
+        });
+        match &self.own_reset_terms {
+            Some(own_terms) if theirs_wins => {
                 *self = accept_reset_token(local, remote, own_terms, token)?;
                 Ok(TokenOutcome::ResetAccepted)
             }
