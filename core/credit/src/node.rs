@@ -353,7 +353,7 @@ impl CreditNode {
             .friends
             .iter()
             .filter(|(key, friend)| friend.enabled && self.is_online(key))
-            .filter(|(key, friend)| self.awaits_answer(key, friend))
+            .filter(|(_, friend)| Self::awaits_answer(friend))
             .map(|(key, _)| {
                 // Never sent: due at once.
                 self.links
@@ -367,7 +367,7 @@ impl CreditNode {
     }
 
     /// Whether we sent something the friend has not answered yet (a retransmission may help).
-    fn awaits_answer(&self, key: &PublicKey, friend: &Friend) -> bool {
+    fn awaits_answer(friend: &Friend) -> bool {
         match &friend.channel {
             // Terms are repeated until the channel is consistent again: the friend may not
             // have ours, and nothing else tells us.
@@ -380,7 +380,7 @@ impl CreditNode {
                     last_outgoing
                         .as_ref()
                         .is_some_and(|token| token.move_token_counter == 0)
-                        || self.has_work(key, friend)
+                        || Self::has_work(friend)
                 }
             },
         }
@@ -505,7 +505,7 @@ impl CreditNode {
             .friends
             .iter()
             .filter(|(key, friend)| friend.enabled && self.is_online(key))
-            .filter(|(key, friend)| self.awaits_answer(key, friend))
+            .filter(|(_, friend)| Self::awaits_answer(friend))
             .filter(|(key, _)| {
                 self.links
                     .get(key)
@@ -858,7 +858,7 @@ impl CreditNode {
 
     /// Whether we have operations for the friend: queued user operations, or configuration
     /// the channel does not reflect yet.
-    fn has_work(&self, _key: &PublicKey, friend: &Friend) -> bool {
+    fn has_work(friend: &Friend) -> bool {
         !friend.queued.is_empty()
             || match &friend.channel {
                 ChannelStatus::Consistent(channel) => {
@@ -886,7 +886,7 @@ impl CreditNode {
         let ChannelStatus::Consistent(channel) = &friend.channel else {
             return;
         };
-        let has_work = self.has_work(key, friend);
+        let has_work = Self::has_work(friend);
         let link = self.links.get(key).copied().unwrap_or_default();
         match &channel.holder {
             TokenHolder::Local => {
@@ -987,7 +987,7 @@ impl CreditNode {
         if !friend.enabled {
             return;
         }
-        let has_work = self.has_work(key, friend);
+        let has_work = Self::has_work(friend);
         let message = match &friend.channel {
             ChannelStatus::Inconsistent(inconsistency) => {
                 Some(FriendMessage::ResetTerms(inconsistency.published_terms()))
@@ -1229,11 +1229,7 @@ impl CreditNode {
             .ok_or(CommandError::NoSuchResetTerms)??;
         self.set_channel(key, ChannelStatus::Consistent(channel), out);
         self.after_reset(key, out);
-        let has_work = self
-            .state
-            .friends
-            .get(key)
-            .is_some_and(|friend| self.has_work(key, friend));
+        let has_work = self.state.friends.get(key).is_some_and(Self::has_work);
         let message = FriendMessage::MoveToken(MoveTokenMessage {
             token,
             token_wanted: has_work,
