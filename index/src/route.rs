@@ -72,6 +72,10 @@ pub enum RouteError {
 
 const NONE: NodeIx = NodeIx::MAX;
 
+/// Largest fee budget (in credits) searched with buckets instead of a heap: one bucket per
+/// credit, so this bounds that buffer (64 Ki small vectors).
+const MAX_BUCKET_SPAN: u128 = 1 << 16;
+
 /// Arc `from → to` in handles, for exclusions and residual capacities.
 type Arc = (NodeIx, NodeIx);
 
@@ -95,6 +99,7 @@ pub struct Router {
     excluded_arcs: Vec<Arc>,
     used: HashMap<Arc, u128>,
     heap: BinaryHeap<Reverse<(u128, u32, NodeIx)>>,
+    buckets: Vec<Vec<NodeIx>>,
     frontier: Vec<NodeIx>,
     next_frontier: Vec<NodeIx>,
     other_frontier: Vec<NodeIx>,
@@ -561,7 +566,12 @@ impl Router {
             // Fees depend only on the hop count: the level search is exact and bounded.
             return self.bidirectional_levels(graph, query, rate.flat.0, max_hops);
         }
-        let nodes = self.backward_dijkstra(graph, query, bound)?;
+        let nodes = match bound {
+            Some(total) if total - query.amount <= MAX_BUCKET_SPAN => {
+                self.backward_buckets(graph, query, total)?
+            }
+            _ => self.backward_dijkstra(graph, query, bound)?,
+        };
         if nodes.len() <= max_hops + 1 {
             return Some(nodes);
         }
@@ -882,6 +892,88 @@ impl Router {
             }
         }
         self.heap = heap;
+        if !found {
+            return None;
+        }
+        let mut nodes = vec![query.source];
+        while let Some(&last) = nodes.last() {
+            let next = self.parent[last as usize];
+            if next == NONE || nodes.len() > graph.capacity_hint() {
+                break;
+            }
+            nodes.push(next);
+        }
+        (nodes.last() == Some(&query.destination)).then_some(nodes)
+    }
+
+    /// The same search as [`Router::backward_dijkstra`] when a known route bounds the fees by a
+    /// small integer: labels are `amount + k` for `k ≤ span`, so a bucket per `k` (Dial's
+    /// algorithm) replaces the heap. Within a bucket, entries are taken in insertion order;
+    /// equal-fee ties prefer fewer hops as in the heap version.
+    fn backward_buckets(
+        &mut self,
+        graph: &CurrencyGraph,
+        query: &Query,
+        bound: u128,
+    ) -> Option<Vec<NodeIx>> {
+        let generation = self.generation;
+        let span = (bound - query.amount) as usize;
+        let mut buckets = std::mem::take(&mut self.buckets);
+        buckets.iter_mut().take(span + 1).for_each(Vec::clear);
+        if buckets.len() <= span {
+            buckets.resize_with(span + 1, Vec::new);
+        }
+        let destination = query.destination as usize;
+        self.seen[destination] = generation;
+        self.label[destination] = query.amount;
+        self.hops[destination] = 0;
+        self.parent[destination] = NONE;
+        buckets[0].push(query.destination);
+        let mut found = false;
+        'buckets: for offset in 0..=span {
+            let label = query.amount + offset as u128;
+            let mut index = 0;
+            while let Some(&node) = buckets[offset].get(index) {
+                index += 1;
+                let at = node as usize;
+                if self.other_seen[at] == generation || self.label[at] != label {
+                    continue; // settled already, or a stale entry
+                }
+                self.other_seen[at] = generation;
+                if node == query.source {
+                    found = true;
+                    break 'buckets;
+                }
+                let hops = self.hops[at];
+                for side in graph.neighbours(node) {
+                    let previous = side.peer;
+                    let before = previous as usize;
+                    if self.other_seen[before] == generation || self.is_excluded(previous, node) {
+                        continue;
+                    }
+                    let needed = if node == query.destination {
+                        Some(label)
+                    } else {
+                        side.rate.incoming_for(Credits(label)).map(|c| c.0)
+                    };
+                    let Some(needed) = needed else { continue };
+                    if needed > bound || needed > self.arc_capacity_into(node, side) {
+                        continue;
+                    }
+                    let better = self.seen[before] != generation
+                        || needed < self.label[before]
+                        || (needed == self.label[before] && hops + 1 < self.hops[before]);
+                    if better {
+                        self.seen[before] = generation;
+                        self.label[before] = needed;
+                        self.hops[before] = hops + 1;
+                        self.parent[before] = node;
+                        buckets[(needed - query.amount) as usize].push(previous);
+                    }
+                }
+            }
+        }
+        self.buckets = buckets;
         if !found {
             return None;
         }
