@@ -3,8 +3,9 @@
 //! for routes.
 //!
 //! One task owns the connection. [`IndexClient::set_capacities`] replaces the node's snapshot
-//! and sends it at once; the task also re-sends it every `report_interval` so the index never
-//! lets it expire while the node is up. Each report gets the next counter of this client's
+//! and sends it at once, or, when the previous report left less than `min_report_spacing` ago,
+//! as soon as that spacing has passed (changes in between are coalesced); the task also re-sends
+//! it every `report_interval` so the index never lets it expire while the node is up. Each report gets the next counter of this client's
 //! session (a random id drawn at start), signed over the canonical bytes. Queries in flight
 //! when a connection drops are re-sent on the next server.
 
@@ -20,6 +21,7 @@ use offst_proto::index::{
 use offst_proto::limits::{MAX_INDEX_REPORT_ENTRIES, MAX_INDEX_REPORT_TTL_SECS, MAX_ROUTE_LEN};
 use offst_proto::{Credits, Currency, PublicKey, RandValue, RequestId, WireMessage};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 use crate::server::unix_now_ms;
 
@@ -45,6 +47,10 @@ pub struct ClientConfig {
     pub servers: Vec<IndexServerAddress>,
     /// How often the report is re-sent when nothing changed.
     pub report_interval: Duration,
+    /// Least time between two reports: changes arriving faster (every payment changes a
+    /// capacity) are coalesced into one report, so a busy node stays within the index's
+    /// per-client report limit (by default 2 per second).
+    pub min_report_spacing: Duration,
     /// How long each report lives at the index (at most 600 s); the node disappears from the
     /// index this long after it stops reporting.
     pub report_ttl: Duration,
@@ -61,6 +67,7 @@ impl Default for ClientConfig {
         ClientConfig {
             servers: Vec::new(),
             report_interval: Duration::from_secs(60),
+            min_report_spacing: Duration::from_secs(1),
             report_ttl: Duration::from_secs(180),
             request_timeout: Duration::from_secs(10),
             secure: SecureConfig::default(),
@@ -331,18 +338,33 @@ async fn run(
         }
         let mut ticker = tokio::time::interval(config.report_interval);
         ticker.tick().await; // the first tick is immediate; we just reported
+        let mut last_report = Instant::now();
+        // A change arrived too soon after the last report; send it at `last_report + spacing`.
+        let mut changed = false;
         while healthy {
+            let next_allowed = last_report + config.min_report_spacing;
             tokio::select! {
                 () = stopped(&mut stop) => return,
                 _ = ticker.tick() => {
                     healthy = sender.send(reporter.next()).await.is_ok();
+                    (last_report, changed) = (Instant::now(), false);
+                }
+                () = tokio::time::sleep_until(next_allowed), if changed => {
+                    healthy = sender.send(reporter.next()).await.is_ok();
+                    (last_report, changed) = (Instant::now(), false);
                 }
                 command = commands.recv(), if pending.len() < MAX_PENDING_QUERIES => {
                     let Some(command) = command else { return };
                     healthy = match command {
                         Command::SetCapacities(friends) => {
                             reporter.friends = friends;
-                            sender.send(reporter.next()).await.is_ok()
+                            if Instant::now() >= next_allowed {
+                                (last_report, changed) = (Instant::now(), false);
+                                sender.send(reporter.next()).await.is_ok()
+                            } else {
+                                changed = true; // coalesced with later changes
+                                true
+                            }
                         }
                         Command::Query { request, reply } => {
                             let message = IndexMessage::RequestRoutes(request.clone()).encode();

@@ -89,6 +89,7 @@ fn client_for(node: &Identity, servers: &[&IndexServer]) -> IndexClient {
                 })
                 .collect(),
             report_interval: Duration::from_millis(300),
+            min_report_spacing: Duration::from_millis(5),
             report_ttl: Duration::from_millis(1_500),
             request_timeout: Duration::from_secs(5),
             secure: SecureConfig::default(),
@@ -453,6 +454,50 @@ async fn bad_queries_and_floods_are_answered_without_harm() {
     assert!(body.starts_with("HTTP/1.1 200 OK"));
     assert!(body.contains("offst_index_rate_limited_total"));
     assert!(body.contains("offst_index_malformed_messages_total 1"));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapid_capacity_changes_are_coalesced_and_the_last_one_wins() {
+    let server = IndexServer::start(identity(150), server_config(vec![]))
+        .await
+        .unwrap();
+    let (n1, n2) = (identity(1), identity(2));
+    let node = IndexClient::start(
+        n1.clone(),
+        ClientConfig {
+            servers: vec![IndexServerAddress {
+                public_key: server.public_key(),
+                address: server.local_addr().to_string(),
+            }],
+            min_report_spacing: Duration::from_millis(200),
+            reconnect: fast_backoff(),
+            ..ClientConfig::default()
+        },
+    );
+    let friend = client_for(&n2, &[&server]);
+    friend
+        .set_capacities(vec![capacity(&n1, 1_000)])
+        .await
+        .unwrap();
+    node.wait_connected().await.unwrap();
+    // Far more changes than the index's report limit (2/s, burst 10) would take one by one.
+    for amount in 1..=100u128 {
+        node.set_capacities(vec![capacity(&n2, amount)])
+            .await
+            .unwrap();
+    }
+    eventually("the last change arrives", || {
+        seen_capacity(&server, &n1, &n2) == Some(100)
+    })
+    .await;
+    assert_eq!(
+        server.inspect(|state| state.counters().reports_rejected),
+        0,
+        "no report was refused for going over the rate limit"
+    );
+    node.shutdown();
+    friend.shutdown();
     server.shutdown().await;
 }
 
