@@ -2,23 +2,26 @@
 //! bytes between the two legs. It never decrypts them: they are the nodes' own end-to-end
 //! secure channel.
 //!
-//! Memory: a direction holds a copy buffer only while bytes are flowing (it waits for
-//! readability without a buffer), so an idle tunnel costs two sockets and one small task.
+//! Memory: a direction holds a copy buffer (or, on Linux, a pipe for zero-copy `splice(2)`)
+//! only while bytes are flowing; it waits for readability without one, so an idle tunnel
+//! costs two sockets and one small task.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, Instant};
 
 use crate::metrics::Metric;
 use crate::rate::TokenBucket;
 
-/// Copy buffer of one busy direction: large enough for full-speed loopback transfers.
+/// Bytes one busy direction moves per step (copy buffer size, or splice length): large enough
+/// for full-speed loopback transfers.
 pub const COPY_BUFFER_LEN: usize = 64 * 1024;
+
+/// Pipe size asked for while a direction moves bytes with `splice(2)` on Linux.
+pub const ZERO_COPY_PIPE_LEN: usize = 1024 * 1024;
 
 /// Limits of one spliced tunnel.
 #[derive(Debug, Clone, Copy)]
@@ -74,10 +77,8 @@ pub async fn splice(
         start: Instant::now(),
         last_millis: AtomicU64::new(0),
     };
-    let (a_read, a_write) = a.into_split();
-    let (b_read, b_write) = b.into_split();
-    let a_to_b = pump(a_read, b_write, a_pending, limits, &activity, bytes);
-    let b_to_a = pump(b_read, a_write, b_pending, limits, &activity, bytes);
+    let a_to_b = pump(&a, &b, a_pending, limits, &activity, bytes);
+    let b_to_a = pump(&b, &a, b_pending, limits, &activity, bytes);
     let watchdog = async {
         loop {
             let deadline = activity.last() + limits.idle_timeout;
@@ -96,9 +97,19 @@ pub async fn splice(
     }
 }
 
+/// What one burst of copying ended with.
+enum Burst {
+    /// The source has no more bytes for now.
+    Drained,
+    /// The source closed its sending side.
+    End,
+}
+
+/// One direction: waits (without a buffer) until `from` is readable, then moves what is
+/// there, until `from` ends.
 async fn pump(
-    from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
+    from: &TcpStream,
+    to: &TcpStream,
     pending: Vec<u8>,
     limits: SpliceLimits,
     activity: &Activity,
@@ -107,34 +118,139 @@ async fn pump(
     let mut bucket = (limits.bytes_per_second > 0)
         .then(|| TokenBucket::new(limits.bytes_per_second, limits.burst_bytes, Instant::now()));
     if !pending.is_empty() {
-        to.write_all(&pending).await?;
+        write_all(to, &pending).await?;
         bytes.add(pending.len() as u64);
     }
     drop(pending);
     loop {
         from.readable().await?;
+        let mut direction = Direction {
+            from,
+            to,
+            bucket: bucket.as_mut(),
+            activity,
+            bytes,
+        };
+        #[cfg(target_os = "linux")]
+        let burst = direction.zero_copy_burst().await?;
+        #[cfg(not(target_os = "linux"))]
+        let burst = direction.copy_burst().await?;
+        if let Burst::End = burst {
+            shutdown_write(to);
+            return Ok(());
+        }
+    }
+}
+
+struct Direction<'a> {
+    from: &'a TcpStream,
+    to: &'a TcpStream,
+    bucket: Option<&'a mut TokenBucket>,
+    activity: &'a Activity,
+    bytes: &'a Metric,
+}
+
+impl Direction<'_> {
+    /// Notes `moved` bytes and waits as long as the rate limit asks.
+    async fn account(&mut self, moved: usize) {
+        self.activity.touch();
+        if let Some(bucket) = self.bucket.as_mut() {
+            let wait = bucket.take(moved, Instant::now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+
+    /// Copies through a user-space buffer that exists only for this burst.
+    async fn copy_burst(&mut self) -> io::Result<Burst> {
         // Uninitialised capacity: `try_read_buf` fills it without zeroing it first.
         let mut buffer = Vec::with_capacity(COPY_BUFFER_LEN);
         loop {
             buffer.clear();
-            let read = match from.try_read_buf(&mut buffer) {
-                Ok(0) => {
-                    let _ = to.shutdown().await;
-                    return Ok(());
-                }
+            let read = match self.from.try_read_buf(&mut buffer) {
+                Ok(0) => return Ok(Burst::End),
                 Ok(read) => read,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(Burst::Drained),
                 Err(err) => return Err(err),
             };
-            activity.touch();
-            if let Some(bucket) = bucket.as_mut() {
-                let wait = bucket.take(read, Instant::now());
-                if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
+            self.account(read).await;
+            write_all(self.to, &buffer).await?;
+            self.bytes.add(read as u64);
+        }
+    }
+
+    /// Moves bytes socket → pipe → socket with `splice(2)`, never through user space. The
+    /// pipe exists only for this burst (an idle tunnel holds no pipe descriptors); if no pipe
+    /// can be made (descriptor limit), falls back to copying.
+    #[cfg(target_os = "linux")]
+    async fn zero_copy_burst(&mut self) -> io::Result<Burst> {
+        use rustix::pipe::{pipe_with, splice, PipeFlags, SpliceFlags};
+        use tokio::io::Interest;
+
+        let Ok((pipe_out, pipe_in)) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC) else {
+            return self.copy_burst().await;
+        };
+        // A larger pipe moves more per system call; the default (64 KiB) is kept if refused.
+        let _ = rustix::pipe::fcntl_setpipe_size(&pipe_in, ZERO_COPY_PIPE_LEN);
+        let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
+        loop {
+            let moved_in = self.from.try_io(Interest::READABLE, || {
+                Ok(splice(
+                    self.from,
+                    None,
+                    &pipe_in,
+                    None,
+                    COPY_BUFFER_LEN,
+                    flags,
+                )?)
+            });
+            let mut in_pipe = match moved_in {
+                Ok(0) => return Ok(Burst::End),
+                Ok(moved) => moved,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(Burst::Drained),
+                Err(err) => return Err(err),
+            };
+            self.account(in_pipe).await;
+            while in_pipe > 0 {
+                self.to.writable().await?;
+                let moved_out = self.to.try_io(Interest::WRITABLE, || {
+                    Ok(splice(&pipe_out, None, self.to, None, in_pipe, flags)?)
+                });
+                match moved_out {
+                    Ok(moved) => {
+                        in_pipe -= moved;
+                        self.bytes.add(moved as u64);
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(err) => return Err(err),
                 }
             }
-            to.write_all(&buffer).await?;
-            bytes.add(read as u64);
         }
+    }
+}
+
+async fn write_all(to: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        to.writable().await?;
+        match to.try_write(data) {
+            Ok(written) => data = &data[written..],
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+/// Ends our sending direction towards `to` (the peer reads the end of the stream), keeping
+/// the other direction open.
+fn shutdown_write(to: &TcpStream) {
+    #[cfg(unix)]
+    {
+        let _ = rustix::net::shutdown(to, rustix::net::Shutdown::Write);
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = to;
     }
 }
