@@ -29,6 +29,7 @@ use offst_credit::{Command, CreditConfig, Timestamp};
 use offst_crypto::keyfile::{self, KeyProtection};
 use offst_crypto::Identity;
 use offst_net::relay_client::RelayClientConfig;
+use offst_proto::card::FriendCard;
 use offst_proto::{Balance, Credits, Currency, PaymentId, PublicKey, RelayAddress, Text};
 use offst_store::{SqliteStore, Store, StoredEvent};
 use rand_core::{OsRng, RngCore};
@@ -237,6 +238,27 @@ impl Node {
     /// The relays the node listens on.
     pub fn relays(&self) -> &[RelayAddress] {
         &self.relays
+    }
+
+    /// The node's friend card (key and relays, with a suggested `name`), for a QR code or link.
+    pub fn friend_card(&self, name: &str) -> Result<FriendCard, NodeError> {
+        let name = Text::new(name).map_err(|err| NodeError::InvalidInput(err.to_string()))?;
+        FriendCard::new(self.public_key, name, self.relays.clone())
+            .map_err(|err| NodeError::InvalidInput(err.to_string()))
+    }
+
+    /// Adds a friend from its card (an `offst:F1…` URI); `name` overrides the card's name.
+    pub fn add_friend_from_card(
+        &self,
+        card: &str,
+        name: Option<&str>,
+    ) -> Result<PublicKey, NodeError> {
+        let card: FriendCard = card
+            .parse()
+            .map_err(|err: offst_proto::uri::UriError| NodeError::InvalidInput(err.to_string()))?;
+        let name = name.unwrap_or(card.name.as_str()).to_owned();
+        self.add_friend(card.public_key, &name, card.relays)?;
+        Ok(card.public_key)
     }
 
     fn command(&self, command: Command) -> Result<(), NodeError> {

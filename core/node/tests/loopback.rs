@@ -55,11 +55,18 @@ fn open(dir: &std::path::Path, relay: &Relay) -> Node {
     node
 }
 
+/// Two nodes exchange friend cards, as two people scanning each other's QR codes.
 fn befriend(a: &Node, b: &Node, name_of_b: &str, name_of_a: &str) {
-    a.add_friend(b.public_key(), name_of_b, b.relays().to_vec())
-        .unwrap();
-    b.add_friend(a.public_key(), name_of_a, a.relays().to_vec())
-        .unwrap();
+    let card_of_b = b.friend_card(name_of_b).unwrap().to_uri();
+    let card_of_a = a.friend_card(name_of_a).unwrap().to_uri();
+    assert_eq!(
+        a.add_friend_from_card(&card_of_b, None).unwrap(),
+        b.public_key()
+    );
+    assert_eq!(
+        b.add_friend_from_card(&card_of_a, None).unwrap(),
+        a.public_key()
+    );
 }
 
 /// Polls `check` until it holds or `timeout` passes.
@@ -124,6 +131,14 @@ fn friends_link_through_a_relay_and_pay_each_other() {
             .flat_map(|f| f.currencies.clone())
             .any(|c| c.local_max_debt == Credits(100))
     });
+    eventually(Duration::from_secs(5), "carol's limit known to bob", || {
+        bob.friends()
+            .unwrap()
+            .iter()
+            .filter(|f| f.public_key == carol.public_key())
+            .flat_map(|f| f.currencies.clone())
+            .any(|c| c.local_max_debt == Credits(50))
+    });
     alice
         .transfer(bob.public_key(), &fst(), Credits(30))
         .unwrap();
@@ -139,6 +154,14 @@ fn friends_link_through_a_relay_and_pay_each_other() {
         "bob sees carol's acceptance",
         || balance(&bob, carol.public_key()) == Balance(-20),
     );
+
+    // A damaged card is refused with a clear error, and nothing changes.
+    let mut damaged = alice.friend_card("alice").unwrap().to_uri();
+    damaged.replace_range(20..21, if &damaged[20..21] == "A" { "B" } else { "A" });
+    let err = carol.add_friend_from_card(&damaged, None).unwrap_err();
+    assert!(matches!(err, NodeError::InvalidInput(_)), "{err}");
+    assert!(err.to_string().contains("damaged or mistyped"), "{err}");
+    assert_eq!(carol.friends().unwrap().len(), 1);
 
     // Over the limit: refused at once, nothing changed.
     let err = alice

@@ -11,6 +11,7 @@
 )]
 
 pub mod canonical;
+pub mod card;
 pub mod codec;
 pub mod frame;
 pub mod friend;
@@ -19,6 +20,7 @@ pub mod index;
 pub mod limits;
 pub mod relay;
 pub mod types;
+pub mod uri;
 
 pub use codec::{DecodeError, WireMessage};
 pub use types::{

@@ -83,3 +83,10 @@ pub const MAX_INDEX_ROUTES: usize = 8;
 /// Longest lifetime of a capacity report in seconds (`expiresAt - issuedAt`). A node refreshes its
 /// report well before it expires; an index forgets a node that stops reporting within this time.
 pub const MAX_INDEX_REPORT_TTL_SECS: u64 = 600;
+
+/// Longest name in a friend card, in bytes (cards must stay small enough for one QR code).
+pub const MAX_CARD_NAME_LEN: usize = 64;
+
+/// Longest `offst:` URI accepted, in characters (a friend card with the most relays and the
+/// longest addresses stays below it; an invoice with a full description too).
+pub const MAX_URI_LEN: usize = 4096;
