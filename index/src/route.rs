@@ -174,7 +174,7 @@ impl Router {
                     ..query
                 };
                 self.begin(graph);
-                self.mark_excluded(graph, constraints);
+                self.mark_excluded(graph, constraints, (query.source, query.destination));
                 if let Some(nodes) = self.single(graph, &part, constraints.max_hops, true) {
                     break Some(nodes);
                 }
@@ -433,7 +433,7 @@ impl Router {
             .ok_or(RouteError::UnknownDestination)?;
         self.used.clear();
         self.begin(graph);
-        self.mark_excluded(graph, constraints);
+        self.mark_excluded(graph, constraints, (source, destination));
         Ok(Query {
             source,
             destination,
@@ -473,11 +473,24 @@ impl Router {
         }
     }
 
-    fn mark_excluded(&mut self, graph: &CurrencyGraph, constraints: &Constraints) {
+    fn mark_excluded(
+        &mut self,
+        graph: &CurrencyGraph,
+        constraints: &Constraints,
+        endpoints: (NodeIx, NodeIx),
+    ) {
         let generation = self.generation;
         for key in &constraints.exclude_nodes {
             if let Some(node) = graph.node(key) {
                 self.excluded[node as usize] = generation;
+            }
+        }
+        // The buyer and the seller cannot be excluded from their own route.
+        for endpoint in [endpoints.0, endpoints.1] {
+            if let Some(stamp) = self.excluded.get_mut(endpoint as usize) {
+                if *stamp == generation {
+                    *stamp = 0;
+                }
             }
         }
         self.excluded_arcs.clear();
@@ -1318,6 +1331,14 @@ mod tests {
             .fewest_fee_route(g, &key(1), &key(9), Credits(5), &avoid_arc)
             .unwrap();
         assert_eq!(found.nodes[1], key(3));
+        let endpoints_listed = Constraints {
+            exclude_nodes: vec![key(1), key(9), key(2)],
+            ..Constraints::default()
+        };
+        let found = router
+            .fewest_fee_route(g, &key(1), &key(9), Credits(5), &endpoints_listed)
+            .unwrap();
+        assert_eq!(found.nodes[1], key(3), "endpoints are never excluded");
         let short = Constraints {
             max_hops: 2,
             ..avoid_two
