@@ -220,11 +220,14 @@ impl RelayServer {
             address: public_address,
         });
         let limits = config.limits;
+        let defaults = SecureConfig::default();
         let secure = SecureConfig {
             handshake_timeout: limits.handshake_timeout(),
+            // At least three keepalives per idle timeout, even if an operator shortens it.
+            keepalive_interval: defaults.keepalive_interval.min(limits.idle_timeout() / 3),
             idle_timeout: limits.idle_timeout(),
             write_timeout: limits.idle_timeout(),
-            ..SecureConfig::default()
+            ..defaults
         };
         Ok(RelayServer {
             listener,

@@ -279,8 +279,10 @@ async fn listen_session(
             }
             None => {
                 let reject = ListenerToRelay::RejectConnection { caller }.encode();
-                if let Err(err) = sender.try_send(reject) {
-                    return err.into();
+                match sender.try_send(reject) {
+                    // A full queue drops the rejection: the half-open tunnel expires instead.
+                    Ok(()) | Err(NetError::SendQueueFull) => {}
+                    Err(err) => return err.into(),
                 }
                 let _ = context.events.try_send(ListenEvent::CallerRejected {
                     relay: relay.clone(),

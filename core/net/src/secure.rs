@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use offst_crypto::handshake::{HandshakeError, Initiator, Refusal, Responder, VersionRange};
+use offst_crypto::handshake::{Initiator, Refusal, Responder, VersionRange};
 use offst_crypto::record::{RecordKind, RecordReceiver, RecordSender, MAX_RECORD_PAYLOAD};
 use offst_crypto::{Identity, SecureRngDyn};
 use offst_proto::limits::{
@@ -70,7 +70,7 @@ impl Default for SecureConfig {
 
 /// Runs the handshake as initiator over `stream` (a `TcpStream` or a [`Framed`] carrying
 /// bytes already read). With `expected_peer`, any other responder identity fails with
-/// [`HandshakeError::WrongPeer`].
+/// [`HandshakeError::WrongPeer`](offst_crypto::handshake::HandshakeError::WrongPeer).
 pub async fn connect(
     stream: impl Into<Framed>,
     identity: &Identity,
@@ -196,7 +196,7 @@ async fn read_handshake_frame(reader: &mut FrameReader) -> Result<Vec<u8>, NetEr
 
 /// Answers a connection the server cannot take (at its connection limit) with the
 /// handshake's `Reject{busy}` and closes it, without reading anything: the initiator reads
-/// the refusal as the reply to its `Hello` and reports [`HandshakeError::Busy`].
+/// the refusal as the reply to its `Hello` and reports [`HandshakeError::Busy`](offst_crypto::handshake::HandshakeError::Busy).
 pub async fn refuse_busy(mut stream: TcpStream, versions: VersionRange) {
     let mut frame = Vec::new();
     if offst_proto::frame::encode(&Responder::busy_reply(versions), &mut frame).is_ok() {
@@ -618,12 +618,4 @@ fn check_message_len(message: &[u8]) -> Result<(), NetError> {
         });
     }
     Ok(())
-}
-
-/// The handshake error a refusal carries, for callers matching on it.
-pub fn handshake_error(err: &NetError) -> Option<&HandshakeError> {
-    match err {
-        NetError::Handshake(err) => Some(err),
-        _ => None,
-    }
 }
