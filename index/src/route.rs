@@ -1468,12 +1468,19 @@ mod tests {
     }
 
     /// Every simple path's fees by brute force; the cheapest feasible one.
+    /// Nodes (never the endpoints) and directed arcs a route may not use.
+    struct Avoid {
+        nodes: Vec<NodeIx>,
+        arcs: Vec<(NodeIx, NodeIx)>,
+    }
+
     fn brute_force(
         graph: &CurrencyGraph,
         source: NodeIx,
         destination: NodeIx,
         amount: u128,
         max_hops: usize,
+        avoid: &Avoid,
     ) -> Option<u128> {
         fn walk(
             graph: &CurrencyGraph,
@@ -1481,6 +1488,7 @@ mod tests {
             destination: NodeIx,
             amount: u128,
             max_hops: usize,
+            avoid: &Avoid,
             best: &mut Option<u128>,
         ) {
             let last = *path.last().unwrap();
@@ -1502,9 +1510,11 @@ mod tests {
                 return;
             }
             for side in graph.neighbours(last).to_vec() {
-                if !path.contains(&side.peer) {
+                let allowed = (side.peer == destination || !avoid.nodes.contains(&side.peer))
+                    && !avoid.arcs.contains(&(last, side.peer));
+                if allowed && !path.contains(&side.peer) {
                     path.push(side.peer);
-                    walk(graph, path, destination, amount, max_hops, best);
+                    walk(graph, path, destination, amount, max_hops, avoid, best);
                     path.pop();
                 }
             }
@@ -1516,6 +1526,7 @@ mod tests {
             destination,
             amount,
             max_hops,
+            avoid,
             &mut best,
         );
         best.map(|total| total - amount)
@@ -1530,6 +1541,8 @@ mod tests {
             amount in 1u128..30,
             max_hops in 1usize..6,
             uniform in proptest::option::of(0u128..3),
+            excluded in proptest::collection::vec(0u8..7, 0..3),
+            excluded_arcs in proptest::collection::vec((0u8..7, 0u8..7), 0..3),
         ) {
             let edges: Vec<_> = edges.into_iter().filter(|(a, b, _, _)| a != b).collect();
             let mut seen = HashSet::new();
@@ -1551,8 +1564,19 @@ mod tests {
             let graph = build(&edges, &rates);
             let Some(g) = graph.currency(&usd()) else { return Ok(()) };
             let (Some(s), Some(d)) = (g.node(&key(0)), g.node(&key(1))) else { return Ok(()) };
-            let expected = brute_force(g, s, d, amount, max_hops);
-            let constraints = Constraints { max_hops, ..Constraints::default() };
+            let avoid = Avoid {
+                nodes: excluded.iter().filter_map(|n| g.node(&key(*n))).collect(),
+                arcs: excluded_arcs
+                    .iter()
+                    .filter_map(|(a, b)| Some((g.node(&key(*a))?, g.node(&key(*b))?)))
+                    .collect(),
+            };
+            let expected = brute_force(g, s, d, amount, max_hops, &avoid);
+            let constraints = Constraints {
+                max_hops,
+                exclude_nodes: excluded.iter().map(|n| key(*n)).collect(),
+                exclude_arcs: excluded_arcs.iter().map(|(a, b)| (key(*a), key(*b))).collect(),
+            };
             let found = Router::new().fewest_fee_route(g, &key(0), &key(1), Credits(amount), &constraints);
             match (expected, found) {
                 (None, Err(RouteError::NoRoute)) => {}
@@ -1561,6 +1585,54 @@ mod tests {
                     prop_assert!(route.nodes.len() <= max_hops + 1);
                 }
                 (expected, found) => prop_assert!(false, "expected {:?}, got {:?}", expected, found),
+            }
+        }
+
+        #[test]
+        fn multi_route_answers_fit_the_capacities_together(
+            edges in proptest::collection::vec((0u8..7, 0u8..7, 0u128..40, 0u128..40), 1..18),
+            amount in 1u128..80,
+            uniform in proptest::bool::ANY,
+        ) {
+            let edges: Vec<_> = edges.into_iter().filter(|(a, b, _, _)| a != b).collect();
+            let mut seen = HashSet::new();
+            let edges: Vec<_> = edges
+                .into_iter()
+                .filter(|(a, b, _, _)| seen.insert((*a.min(b), *a.max(b))))
+                .collect();
+            let rates: HashMap<u8, FeeRate> = if uniform {
+                HashMap::new()
+            } else {
+                (0..7).map(|n| (n, FeeRate::new(Credits(u128::from(n % 3)), 5_000).unwrap())).collect()
+            };
+            let graph = build(&edges, &rates);
+            let Some(g) = graph.currency(&usd()) else { return Ok(()) };
+            if g.node(&key(0)).is_none() || g.node(&key(1)).is_none() {
+                return Ok(());
+            }
+            let mut router = Router::new();
+            let flow = router.max_flow(g, &key(0), &key(1), Credits(amount)).unwrap();
+            let routes = router.multi_route(
+                g, &key(0), &key(1), Credits(amount), &Constraints::default(), MAX_INDEX_ROUTES,
+            );
+            let Ok(routes) = routes else { return Ok(()) };
+            prop_assert!(flow.0 >= amount, "routes found beyond the max-flow bound");
+            prop_assert!(!routes.is_empty() && routes.len() <= MAX_INDEX_ROUTES);
+            prop_assert_eq!(routes.iter().map(|r| r.amount.0).sum::<u128>(), amount);
+            // Together, the routes' per-arc amounts (fees included) fit every capacity.
+            let mut used: HashMap<(PublicKey, PublicKey), u128> = HashMap::new();
+            for route in &routes {
+                let handles: Vec<NodeIx> = route.nodes.iter().map(|k| g.node(k).unwrap()).collect();
+                prop_assert_eq!(handles.iter().collect::<HashSet<_>>().len(), handles.len());
+                let needs = path_needs(g, &handles, route.amount.0).unwrap();
+                prop_assert_eq!(needs[0] - route.amount.0, route.fees.0);
+                for (pair, need) in route.nodes.windows(2).zip(needs) {
+                    *used.entry((pair[0], pair[1])).or_insert(0) += need;
+                }
+            }
+            for ((from, to), total) in used {
+                let side = g.side(g.node(&from).unwrap(), g.node(&to).unwrap()).unwrap();
+                prop_assert!(total <= side.send, "arc over capacity: {} > {}", total, side.send);
             }
         }
     }
