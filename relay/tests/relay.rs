@@ -512,3 +512,93 @@ async fn metrics_endpoint_serves_prometheus_text() {
     assert!(response.contains("strelay_connections_rejected_total{reason=\"ip_limit\"} 0"));
     relay.shutdown().await;
 }
+
+#[tokio::test]
+async fn silent_tunnel_is_closed_after_the_tunnel_idle_timeout() {
+    let limits = Limits {
+        tunnel_idle_timeout_secs: 1,
+        ..test_limits()
+    };
+    let (relay, address) = start_relay(limits).await;
+    let (alice, bob) = (identity(1), identity(2));
+    let (_listener, mut events) =
+        listen(&bob, std::slice::from_ref(&address), &[alice.public_key()]).await;
+    // Neither end receives (so neither sends keepalives): the tunnel carries nothing.
+    let at_alice =
+        relay_client::connect_via_relay(&alice, &address, bob.public_key(), &client_config())
+            .await
+            .unwrap();
+    let _at_bob = connected(&mut events).await;
+    let metrics = relay.metrics().clone();
+    assert_eq!(metrics.tunnels_open.get(), 1);
+    let deadline = std::time::Instant::now() + WAIT;
+    while metrics.tunnels_idle_closed.get() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(metrics.tunnels_idle_closed.get(), 1);
+    assert_eq!(metrics.tunnels_open.get(), 0);
+    let mut raw = at_alice.into_framed();
+    assert!(matches!(raw.reader.read_frame().await, Ok(None) | Err(_)));
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn half_open_tunnels_per_key_are_limited() {
+    let limits = Limits {
+        max_half_open_per_key: 1,
+        ..test_limits()
+    };
+    let (relay, address) = start_relay(limits).await;
+    let bob = identity(2);
+    let _silent_listener = raw_session(&address, &bob, InitConnection::Listen).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _first = raw_session(
+        &address,
+        &identity(1),
+        InitConnection::Connect {
+            target: bob.public_key(),
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut second = raw_session(
+        &address,
+        &identity(3),
+        InitConnection::Connect {
+            target: bob.public_key(),
+        },
+    )
+    .await;
+    assert_eq!(
+        tunnel_reply(&mut second).await,
+        TunnelReply::Refused(RefuseReason::Busy)
+    );
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn connection_over_the_total_limit_is_told_the_relay_is_busy() {
+    let limits = Limits {
+        max_connections: 1,
+        ..test_limits()
+    };
+    let (relay, address) = start_relay(limits).await;
+    let _only = raw_session(&address, &identity(2), InitConnection::Listen).await;
+    let stream = tcp::dial(address.address.as_str(), WAIT).await.unwrap();
+    let refused = secure::connect(
+        stream,
+        &identity(1),
+        Some(address.public_key),
+        &client_config().secure,
+        &mut OsRng,
+    )
+    .await;
+    assert!(matches!(
+        refused,
+        Err(offst_net::NetError::Handshake(
+            offst_crypto::handshake::HandshakeError::Busy
+        ))
+    ));
+    assert_eq!(relay.metrics().rejected_total_limit.get(), 1);
+    relay.shutdown().await;
+}
