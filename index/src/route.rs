@@ -131,7 +131,7 @@ impl Router {
     ) -> Result<Route, RouteError> {
         let query = self.prepare(graph, source, destination, amount, constraints)?;
         let nodes = self
-            .single(graph, &query, constraints.max_hops, false)
+            .single(graph, &query, constraints.max_hops)
             .ok_or(RouteError::NoRoute)?;
         self.finish_route(graph, &nodes, query.amount)
             .ok_or(RouteError::NoRoute)
@@ -151,7 +151,7 @@ impl Router {
         max_routes: usize,
     ) -> Result<Vec<Route>, RouteError> {
         let query = self.prepare(graph, source, destination, amount, constraints)?;
-        if let Some(nodes) = self.single(graph, &query, constraints.max_hops, false) {
+        if let Some(nodes) = self.single(graph, &query, constraints.max_hops) {
             let route = self
                 .finish_route(graph, &nodes, query.amount)
                 .ok_or(RouteError::NoRoute)?;
@@ -175,7 +175,7 @@ impl Router {
                 };
                 self.begin(graph);
                 self.mark_excluded(graph, constraints, (query.source, query.destination));
-                if let Some(nodes) = self.single(graph, &part, constraints.max_hops, true) {
+                if let Some(nodes) = self.single(graph, &part, constraints.max_hops) {
                     break Some(nodes);
                 }
                 if attempt == floor {
@@ -556,13 +556,12 @@ impl Router {
         graph: &CurrencyGraph,
         query: &Query,
         max_hops: usize,
-        residual: bool,
     ) -> Option<Vec<NodeIx>> {
         let max_hops = max_hops.clamp(1, MAX_HOPS);
         let uniform = graph.uniform_flat_rate();
         // What the buyer would send over a known usable route: no cheaper route needs more.
         let mut bound = None;
-        if !residual {
+        {
             let relaxed = self.relaxed_shortest_path(graph, query)?;
             if relaxed.len() <= max_hops + 1 && self.path_capacity(graph, &relaxed) >= query.amount
             {
@@ -629,9 +628,9 @@ impl Router {
                 let depth = self.relaxed_depth[node as usize];
                 for side in graph.neighbours(node) {
                     let (capacity, from, to) = if expand_forward {
-                        (side.send, node, side.peer)
+                        (self.arc_capacity_out(node, side), node, side.peer)
                     } else {
-                        (side.recv, side.peer, node)
+                        (self.arc_capacity_into(node, side), side.peer, node)
                     };
                     let peer = side.peer as usize;
                     let (mine, theirs) = if expand_forward {
