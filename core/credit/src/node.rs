@@ -470,21 +470,22 @@ impl CreditNode {
         if !self.state.friends.contains_key(friend) {
             return out;
         }
-        let at_genesis = self
-            .state
-            .friends
-            .get(friend)
-            .is_some_and(|entry| match &entry.channel {
-                ChannelStatus::Consistent(channel) => channel.is_at_genesis(),
-                ChannelStatus::Inconsistent(_) => false,
-            });
+        let holds_token =
+            self.state
+                .friends
+                .get(friend)
+                .is_some_and(|entry| match &entry.channel {
+                    ChannelStatus::Consistent(channel) => channel.holds_token(),
+                    ChannelStatus::Inconsistent(_) => false,
+                });
         let link = self.links.entry(*friend).or_default();
         link.online = true;
         link.asked_for_token = false;
-        // A new friendship exchanges its first token at once: it proves both sides derived
-        // the same genesis, and a friend that lost its data learns it now, not at the first
-        // payment.
-        link.friend_wants_token = at_genesis;
+        // Every new connection proves the chain: the holder passes the token (with whatever
+        // waits, or empty) and the other side retransmits its last token. A friend that lost
+        // its data, or a token that was lost with a crash, shows up now as a chain mismatch
+        // instead of at the next payment. It costs one signature per friend and reconnect.
+        link.friend_wants_token = holds_token;
         self.retransmit(friend, now, &mut out);
         self.flush(friend, now, rng, &mut out);
         out
