@@ -7,6 +7,7 @@
 //! metrics_listen = "127.0.0.1:9400"
 //! key_file = "/var/lib/stindex/identity.key"
 //! max_connections = 10000
+//! max_connections_per_ip = 256
 //! max_nodes = 1000000
 //! max_entries = 4000000
 //! reports_per_second = 2.0
@@ -76,6 +77,8 @@ pub struct FileConfig {
     pub key_file: Option<PathBuf>,
     /// Most simultaneous connections.
     pub max_connections: Option<usize>,
+    /// Most simultaneous connections from one IP address.
+    pub max_connections_per_ip: Option<usize>,
     /// Most nodes tracked.
     pub max_nodes: Option<usize>,
     /// Most channel entries over all live reports.
@@ -137,11 +140,16 @@ impl FileConfig {
             });
         }
         let max_connections = self.max_connections.unwrap_or(defaults.max_connections);
+        let max_connections_per_ip = self
+            .max_connections_per_ip
+            .unwrap_or(defaults.max_connections_per_ip);
         let max_nodes = self.max_nodes.unwrap_or(defaults.state.max_nodes);
         let max_entries = self.max_entries.unwrap_or(defaults.state.max_entries);
-        if max_connections == 0 || max_nodes == 0 || max_entries == 0 {
+        if max_connections == 0 || max_connections_per_ip == 0 || max_nodes == 0 || max_entries == 0
+        {
             return Err(ConfigError::Invalid(
-                "max_connections, max_nodes and max_entries must be positive".into(),
+                "max_connections, max_connections_per_ip, max_nodes and max_entries must be positive"
+                    .into(),
             ));
         }
         Ok(ServerConfig {
@@ -149,6 +157,7 @@ impl FileConfig {
             metrics_listen: self.metrics_listen,
             peers,
             max_connections,
+            max_connections_per_ip,
             report_limit: rate(
                 self.reports_per_second,
                 self.report_burst,

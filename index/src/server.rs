@@ -9,7 +9,7 @@
 //! held is refused as stale and never flooded again.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -33,6 +33,10 @@ use crate::state::{IndexState, Sender, StateConfig};
 /// Default most simultaneous connections (nodes and servers). Each costs two small tasks and a
 /// few KiB of buffers; 10,000 fits comfortably in a small VM.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// Default most simultaneous connections from one IP address: enough for a NAT full of nodes,
+/// far below the global limit, so one host cannot take every slot.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
 
 /// Most clients whose rate-limit buckets are tracked at once (bounds the limiter's memory).
 pub const MAX_RATE_LIMITED_CLIENTS: usize = 100_000;
@@ -70,6 +74,8 @@ pub struct ServerConfig {
     pub peers: Vec<PeerServer>,
     /// Most simultaneous connections; more are refused as busy.
     pub max_connections: usize,
+    /// Most simultaneous connections from one IP address; more are refused as busy.
+    pub max_connections_per_ip: usize,
     /// Reports per client.
     pub report_limit: RateLimit,
     /// Route queries per client.
@@ -91,6 +97,7 @@ impl Default for ServerConfig {
             metrics_listen: None,
             peers: Vec::new(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             report_limit: RateLimit {
                 per_second: 2.0,
                 burst: 10.0,
@@ -317,6 +324,7 @@ fn render_metrics(shared: &Shared) -> String {
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
     let permits = Arc::new(Semaphore::new(shared.config.max_connections));
+    let per_ip_counts: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -332,7 +340,12 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let per_ip = PerIpSlot::take(
+            &per_ip_counts,
+            address.ip(),
+            shared.config.max_connections_per_ip,
+        );
+        let (Ok(permit), Some(per_ip)) = (permits.clone().try_acquire_owned(), per_ip) else {
             Metrics::bump(&shared.metrics.connections_refused);
             log::warn!("refusing {address}: at the connection limit");
             connections.spawn(secure::refuse_busy(stream, shared.config.secure.versions));
@@ -341,6 +354,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch
         let shared = shared.clone();
         connections.spawn(async move {
             let _permit = permit;
+            let _per_ip = per_ip;
             let accepted = secure::accept(
                 stream,
                 &shared.identity,
@@ -356,6 +370,45 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch
         });
     }
     connections.shutdown().await;
+}
+
+/// One connection's share of its IP address's limit; released on drop.
+struct PerIpSlot {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl PerIpSlot {
+    /// Takes a slot for `ip`, or `None` when it already has `max` connections. The map holds
+    /// only addresses with open connections, so it is bounded by the connection limit.
+    fn take(
+        counts: &Arc<Mutex<HashMap<IpAddr, usize>>>,
+        ip: IpAddr,
+        max: usize,
+    ) -> Option<PerIpSlot> {
+        let mut map = lock(counts);
+        let count = map.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(PerIpSlot {
+            counts: counts.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PerIpSlot {
+    fn drop(&mut self) {
+        let mut map = lock(&self.counts);
+        if let Some(count) = map.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
 }
 
 async fn dial_loop(

@@ -540,3 +540,44 @@ async fn the_client_fails_over_to_the_next_server() {
     client.shutdown();
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_per_address_limit_are_refused_as_busy() {
+    let config = ServerConfig {
+        max_connections_per_ip: 2,
+        ..server_config(vec![])
+    };
+    let server = IndexServer::start(identity(160), config).await.unwrap();
+    let first = connect_raw(&identity(1), &server).await;
+    let second = connect_raw(&identity(2), &server).await;
+    let stream = tcp::dial(&server.local_addr().to_string(), Duration::from_secs(5))
+        .await
+        .unwrap();
+    let third = secure::connect(
+        stream,
+        &identity(3),
+        Some(server.public_key()),
+        &SecureConfig::default(),
+        &mut rand_core::OsRng,
+    )
+    .await;
+    let err = third.expect_err("a third connection from the same address must be refused");
+    assert!(
+        matches!(
+            err,
+            offst_net::NetError::Handshake(offst_crypto::handshake::HandshakeError::Busy)
+        ),
+        "{err}"
+    );
+    // Closing one frees its slot.
+    drop(first);
+    eventually("the slot is released", || {
+        server
+            .metrics_text()
+            .contains("offst_index_connections_open 1\n")
+    })
+    .await;
+    let _again = connect_raw(&identity(4), &server).await;
+    drop(second);
+    server.shutdown().await;
+}
