@@ -23,7 +23,7 @@ use offst_proto::limits::MAX_INDEX_FORWARD_BATCH;
 use offst_proto::{PublicKey, WireMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::metrics::{GraphGauges, Metrics};
@@ -50,6 +50,11 @@ const MAX_METRICS_CONNECTIONS: usize = 8;
 
 /// How long a metrics client may take to send its request.
 const METRICS_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Reports queued per federation link before the link counts as too slow and is dropped (it
+/// then resynchronises from a snapshot). Sized for bursts: a second of reports from a
+/// 100,000-node network refreshing every minute is about 1,700.
+const LINK_QUEUE_LEN: usize = 4_096;
 
 /// How often a dialler checks whether its link is still up.
 const LINK_CHECK_INTERVAL: Duration = Duration::from_millis(500);
@@ -130,7 +135,8 @@ pub enum ServerError {
 
 struct ServerLink {
     peer: PublicKey,
-    sender: SecureSender,
+    /// Reports waiting for this link's forwarder.
+    queue: mpsc::Sender<SignedCapacityReport>,
     /// Wakes the link's reader to close it (the peer did not keep up with the flood).
     kill: Arc<Notify>,
 }
@@ -474,27 +480,26 @@ async fn serve(shared: Arc<Shared>, stream: offst_net::SecureStream) {
         .connections_open
         .fetch_add(1, Ordering::Relaxed);
     let link_id = shared.next_link.fetch_add(1, Ordering::Relaxed);
-    let mut sync_task = None;
+    let mut forwarder = None;
     let kill = Arc::new(Notify::new());
     if trusted {
+        let (queue, pending) = mpsc::channel(LINK_QUEUE_LEN);
         lock(&shared.links).insert(
             link_id,
             ServerLink {
                 peer,
-                sender: sender.clone(),
+                queue,
                 kill: kill.clone(),
             },
         );
-        // Bring the peer up to date, concurrently with reading (both sides do this at once).
+        // Taken after the link is registered: a report accepted meanwhile is in the snapshot
+        // or queued (or both; the copy is refused as stale), never lost.
         let snapshot = lock(&shared.state).snapshot();
-        let sync_sender = sender.clone();
-        sync_task = Some(tokio::spawn(async move {
-            for batch in batches(snapshot) {
-                if sync_sender.send(batch).await.is_err() {
-                    break;
-                }
-            }
-        }));
+        forwarder = Some(tokio::spawn(forward_to_peer(
+            sender.clone(),
+            snapshot,
+            pending,
+        )));
     }
     loop {
         let received = tokio::select! {
@@ -519,7 +524,7 @@ async fn serve(shared: Arc<Shared>, stream: offst_net::SecureStream) {
             break;
         }
     }
-    if let Some(task) = sync_task {
+    if let Some(task) = forwarder {
         task.abort();
     }
     lock(&shared.links).remove(&link_id);
@@ -551,23 +556,54 @@ fn batches(reports: Vec<SignedCapacityReport>) -> Vec<Vec<u8>> {
     out
 }
 
-/// Sends an accepted report to every trusted link except those to `source`.
+/// Feeds one federation link: first the snapshot, then every report queued by [`flood`],
+/// batched as the link allows. Waiting here only slows this link.
+async fn forward_to_peer(
+    sender: SecureSender,
+    snapshot: Vec<SignedCapacityReport>,
+    mut pending: mpsc::Receiver<SignedCapacityReport>,
+) {
+    for batch in batches(snapshot) {
+        if sender.send(batch).await.is_err() {
+            return;
+        }
+    }
+    while let Some(first) = pending.recv().await {
+        let mut reports = vec![first];
+        while reports.len() < MAX_INDEX_FORWARD_BATCH {
+            match pending.try_recv() {
+                Ok(report) => reports.push(report),
+                Err(_) => break,
+            }
+        }
+        for batch in batches(reports) {
+            if sender.send(batch).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Queues an accepted report for every trusted link except those to `source`.
 fn flood(shared: &Shared, report: &SignedCapacityReport, source: Option<PublicKey>) {
-    let message = IndexMessage::ForwardReports(vec![report.clone()]).encode();
     let links = lock(&shared.links);
     for link in links.values() {
         if Some(link.peer) == source {
             continue;
         }
-        match link.sender.try_send(message.clone()) {
+        match link.queue.try_send(report.clone()) {
             Ok(()) => Metrics::bump(&shared.metrics.reports_flooded),
-            Err(err) => {
+            Err(mpsc::error::TrySendError::Full(_)) => {
                 // A peer that cannot keep up is dropped; it resynchronises from the snapshot
                 // when the link comes back.
-                log::warn!("dropping federation link to {}: {err}", link.peer);
+                log::warn!(
+                    "dropping federation link to {}: it does not keep up",
+                    link.peer
+                );
                 Metrics::bump(&shared.metrics.slow_servers_dropped);
                 link.kill.notify_one();
             }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 }

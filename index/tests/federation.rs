@@ -581,3 +581,56 @@ async fn connections_over_the_per_address_limit_are_refused_as_busy() {
     drop(second);
     server.shutdown().await;
 }
+
+fn many(n: u16) -> Identity {
+    let mut seed = [0xa5; 32];
+    seed[..2].copy_from_slice(&n.to_be_bytes());
+    Identity::from_seed(seed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_joins_late_catches_up_from_the_snapshot() {
+    let (feeder, late) = (identity(170), identity(172));
+    let a = IndexServer::start(
+        identity(171),
+        server_config(vec![
+            passive(feeder.public_key()),
+            passive(late.public_key()),
+        ]),
+    )
+    .await
+    .unwrap();
+    // A trusted peer hands A 600 nodes' reports (300 pairs of friends).
+    let mut link = connect_raw(&feeder, &a).await;
+    let reports: Vec<SignedCapacityReport> = (0..600u16)
+        .map(|n| {
+            let friend = many(n ^ 1);
+            signed_report(&many(n), 0, vec![capacity(&friend, u128::from(n) + 1)])
+        })
+        .collect();
+    for chunk in reports.chunks(64) {
+        link.send(&IndexMessage::ForwardReports(chunk.to_vec()).encode())
+            .await
+            .unwrap();
+    }
+    eventually("A holds every node", || {
+        a.inspect(|state| state.live_nodes()) == 600
+    })
+    .await;
+
+    // B starts now, trusting A, and must end up with the same graph.
+    let b = IndexServer::start(late, server_config(vec![peer(&a)]))
+        .await
+        .unwrap();
+    eventually("B caught up", || {
+        b.inspect(|state| state.live_nodes()) == 600
+    })
+    .await;
+    assert_eq!(
+        b.inspect(|state| state.graph().edge_count()),
+        a.inspect(|state| state.graph().edge_count())
+    );
+    assert_eq!(a.inspect(|state| state.graph().edge_count()), 300);
+    b.shutdown().await;
+    a.shutdown().await;
+}
