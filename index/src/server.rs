@@ -664,7 +664,8 @@ async fn handle_message(
                 }
             }
             if !trusted {
-                log::warn!(
+                // Debug, not warn: a hostile peer must not be able to flood the log.
+                log::debug!(
                     "{peer} is not a trusted index server; ignored its {} reports",
                     reports.len()
                 );
