@@ -89,8 +89,27 @@ fn run(scenario: &'static str, rounds: u64, batch: u64, both_ways: bool) -> Row 
     }
 }
 
+/// The floor: one Ed25519 signature and one verification per token, nothing else.
+fn crypto_floor(tokens: u64) -> Row {
+    let identity = offst_crypto::Identity::from_seed([7; 32]);
+    let message = [0u8; 200];
+    let start = Instant::now();
+    for _ in 0..tokens {
+        let signature = identity.sign(&message);
+        offst_crypto::verify_signature(&identity.public_key(), &message, &signature)
+            .expect("verifies");
+    }
+    Row {
+        scenario: "floor: sign + verify only",
+        operations: 0,
+        tokens,
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
 fn main() {
     let rows = [
+        crypto_floor(4_000),
         run("one transfer per token, one way", 2_000, 1, false),
         run("batches of 8, one way", 500, 8, false),
         run("batches of 64, one way", 200, 64, false),
