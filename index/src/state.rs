@@ -364,7 +364,7 @@ impl IndexState {
 mod tests {
     use offst_crypto::Identity;
     use offst_proto::index::{CapacityReport, FeeRate, FriendCapacity};
-    use offst_proto::{Credits, Currency, RandValue, RequestId};
+    use offst_proto::{Credits, Currency, PublicKey, RandValue, RequestId};
 
     use super::*;
 
@@ -420,6 +420,52 @@ mod tests {
             exclude_nodes: vec![],
             exclude_arcs: vec![],
         }
+    }
+
+    /// The test vector of docs/drafts/index-protocol.md §3.2.
+    #[test]
+    fn the_spec_test_vector_signs_and_verifies() {
+        let node = Identity::from_seed([1; 32]);
+        let report = CapacityReport {
+            node: node.public_key(),
+            session_id: RandValue::from_bytes([2; 16]),
+            counter: 3,
+            issued_at_ms: 4,
+            expires_at_ms: 5,
+            friends: vec![FriendCapacity {
+                friend: PublicKey::from_bytes([6; 32]),
+                currency: Currency::new("FST").unwrap(),
+                send: Credits(7),
+                recv: Credits(8),
+                rate: FeeRate::new(Credits(9), 10).unwrap(),
+            }],
+        };
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(
+            node.public_key().to_string(),
+            "iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w"
+        );
+        assert_eq!(
+            hex(&report.signing_bytes()),
+            "0000001e6f666673742f76312f696e6465782f63617061636974792d7265706f7274\
+             8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c\
+             02020202020202020202020202020202\
+             000000000000000300000000000000040000000000000005\
+             00000001\
+             0606060606060606060606060606060606060606060606060606060606060606\
+             00000003465354\
+             00000000000000000000000000000007\
+             00000000000000000000000000000008\
+             00000000000000000000000000000009\
+             0000000a"
+        );
+        let signature = node.sign(&report.signing_bytes());
+        assert_eq!(
+            hex(signature.as_bytes()),
+            "3e5e02c75ee6497889d3fea02bc194f508df453f623888e8534068067876fa8f\
+             1d467a2c04b28fb012e7add8dd49901dbb0ad1810a4d0da16d51e42304101005"
+        );
+        assert!(verify_signature(&node.public_key(), &report.signing_bytes(), &signature).is_ok());
     }
 
     #[test]

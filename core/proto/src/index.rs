@@ -781,6 +781,43 @@ mod wire_tests {
     }
 
     #[test]
+    fn signing_bytes_match_the_spec_vector() {
+        // The field layout of docs/drafts/index-protocol.md §3.2, field by field.
+        let report = CapacityReport {
+            node: key(1),
+            session_id: RandValue::from_bytes([2; 16]),
+            counter: 3,
+            issued_at_ms: 4,
+            expires_at_ms: 5,
+            friends: vec![FriendCapacity {
+                friend: key(6),
+                currency: Currency::new("FST").unwrap(),
+                send: Credits(7),
+                recv: Credits(8),
+                rate: FeeRate::new(Credits(9), 10).unwrap(),
+            }],
+        };
+        let mut expected = Vec::new();
+        expected.extend_from_slice(&30u32.to_be_bytes());
+        expected.extend_from_slice(b"offst/v1/index/capacity-report");
+        expected.extend_from_slice(&[1; 32]);
+        expected.extend_from_slice(&[2; 16]);
+        for value in [3u64, 4, 5] {
+            expected.extend_from_slice(&value.to_be_bytes());
+        }
+        expected.extend_from_slice(&1u32.to_be_bytes());
+        expected.extend_from_slice(&[6; 32]);
+        expected.extend_from_slice(&3u32.to_be_bytes());
+        expected.extend_from_slice(b"FST");
+        for value in [7u128, 8, 9] {
+            expected.extend_from_slice(&value.to_be_bytes());
+        }
+        expected.extend_from_slice(&10u32.to_be_bytes());
+        assert_eq!(report.signing_bytes(), expected);
+        assert_eq!(expected.len(), 4 + 30 + 32 + 16 + 24 + 4 + 32 + 7 + 48 + 4);
+    }
+
+    #[test]
     fn duplicate_entries_and_bad_limits_are_rejected() {
         let mut twice = report();
         twice.report.friends[1].friend = key(2);
