@@ -1084,3 +1084,38 @@ fn a_reset_token_that_does_not_match_our_terms_is_rejected() {
     );
     assert!(!is_consistent(&net, b, a));
 }
+
+#[test]
+fn mutated_messages_never_panic_and_never_move_money_the_friend_did_not_sign() {
+    let (mut base, a, b) = friends_with_limits();
+    // A token from a carrying a transfer, as bytes.
+    if !holds_token(&base, a, b) {
+        pay(&mut base, b, a, fst(), 1).unwrap();
+        base.settle().unwrap();
+    }
+    pay(&mut base, a, b, fst(), 7).unwrap();
+    let original = base.in_flight()[0].bytes.clone();
+    let balance_before = balance(&base, b, a, &fst()).unwrap();
+    for round in 0..300 {
+        let (mut net, a, b) = friends_with_limits();
+        if !holds_token(&net, a, b) {
+            pay(&mut net, b, a, fst(), 1).unwrap();
+            net.settle().unwrap();
+        }
+        let mut bytes = original.clone();
+        let index = net.random_below(bytes.len() as u64) as usize;
+        bytes[index] ^= 1 << (round % 8);
+        net.inject(a, b, bytes);
+        let last = net.in_flight().len() - 1;
+        net.deliver(last);
+        net.check_invariants().unwrap();
+        // b either rejected the message or applied a token a really signed (the flip hit a
+        // field outside the signature, such as `tokenWanted`): never any other balance.
+        if let Some(after) = balance(&net, b, a, &fst()) {
+            assert!(
+                after == balance_before || after == balance_before + 7,
+                "round {round}: balance {after}"
+            );
+        }
+    }
+}
