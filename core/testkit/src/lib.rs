@@ -108,6 +108,8 @@ pub struct SimNetwork {
     keep_events: bool,
     /// Print deliveries.
     trace: bool,
+    /// Set when a node produced more messages than [`MAX_IN_FLIGHT`] allows.
+    storm: bool,
 }
 
 fn pair(a: NodeId, b: NodeId) -> (NodeId, NodeId) {
@@ -130,6 +132,7 @@ impl SimNetwork {
             links: BTreeSet::new(),
             keep_events: true,
             trace: false,
+            storm: false,
         }
     }
 
@@ -249,6 +252,7 @@ impl SimNetwork {
                 continue;
             }
             if self.in_flight.len() >= MAX_IN_FLIGHT {
+                self.storm = true;
                 return Err(SimError(format!(
                     "more than {MAX_IN_FLIGHT} messages in flight: message storm"
                 )));
@@ -560,11 +564,17 @@ impl SimNetwork {
     }
 
     /// Invariants that hold after every step:
+    /// - no message storm happened;
     /// - every node's store equals its live state (the emitted changes are complete);
     /// - no balance passes a limit, counting pending debts;
     /// - two friends at the same chain link have mirrored sheets (balance(A→B) = −balance(B→A),
     ///   limits and flags swapped) and exactly one of them holds the token.
     pub fn check_invariants(&self) -> Result<(), SimError> {
+        if self.storm {
+            return Err(SimError(format!(
+                "more than {MAX_IN_FLIGHT} messages were in flight: message storm"
+            )));
+        }
         for (index, sim) in self.nodes.iter().enumerate() {
             if *sim.node.state() != sim.persisted {
                 return Err(SimError(format!(
