@@ -685,3 +685,80 @@ fn short_event(event: &Event) -> String {
         Event::MessageRejected { error, .. } => format!("rejected: {error:?}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use offst_proto::{Credits, Currency};
+
+    fn limit(net: &mut SimNetwork, from: NodeId, to: NodeId) {
+        let friend = net.public_key(to);
+        net.command(
+            from,
+            Command::SetCurrencyLimit {
+                friend,
+                currency: Currency::new("FST").unwrap(),
+                remote_max_debt: Credits(10),
+            },
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_run() {
+        let run = |seed| {
+            let mut net = SimNetwork::new(seed);
+            let a = net.add_node(CreditConfig::default());
+            let b = net.add_node(CreditConfig::default());
+            net.befriend(a, b).unwrap();
+            limit(&mut net, a, b);
+            net.settle().unwrap();
+            (net.persisted(a).clone(), net.persisted(b).clone())
+        };
+        assert_eq!(run(5), run(5));
+        assert_ne!(run(5), run(6));
+    }
+
+    #[test]
+    fn a_partition_loses_the_messages_in_flight_and_blocks_new_ones() {
+        let mut net = SimNetwork::new(1);
+        let a = net.add_node(CreditConfig::default());
+        let b = net.add_node(CreditConfig::default());
+        net.befriend(a, b).unwrap();
+        net.settle().unwrap();
+        limit(&mut net, a, b);
+        net.partition(a, b);
+        assert!(net.in_flight().is_empty());
+        limit(&mut net, b, a);
+        assert!(net.in_flight().is_empty());
+        assert!(net.is_partitioned(a, b));
+        net.heal(a, b);
+        net.settle().unwrap();
+        net.check_agreement().unwrap();
+    }
+
+    #[test]
+    fn a_restarted_node_keeps_exactly_what_it_persisted() {
+        let mut net = SimNetwork::new(2);
+        let a = net.add_node(CreditConfig::default());
+        let b = net.add_node(CreditConfig::default());
+        net.befriend(a, b).unwrap();
+        limit(&mut net, a, b);
+        net.settle().unwrap();
+        let before = net.persisted(a).clone();
+        net.restart(a);
+        assert_eq!(*net.node(a).state(), before);
+        net.wipe(b);
+        assert!(net.node(b).state().friends.is_empty());
+        assert!(net.persisted(b).friends.is_empty());
+    }
+
+    #[test]
+    fn the_clock_moves_only_when_told() {
+        let mut net = SimNetwork::new(3);
+        assert_eq!(net.now(), Timestamp(0));
+        net.advance(250);
+        net.advance(250);
+        assert_eq!(net.now(), Timestamp(500));
+    }
+}
