@@ -837,6 +837,11 @@ impl CreditNode {
                 new_reset_terms(&sheet, inconsistency.local_terms.inconsistency_counter, rng)
             }
         };
+        out.events.push(Event::ChannelInconsistent {
+            friend: new_key,
+            local_terms: local_terms.clone(),
+            remote_terms: None,
+        });
         let friend = Friend {
             public_key: new_key,
             relays,
