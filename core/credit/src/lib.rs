@@ -14,7 +14,10 @@
 //! This crate never does I/O, never reads a clock and never draws OS randomness: time and a
 //! secure RNG are arguments. docs/PROTOCOL.md, "Friend channel", is the wire specification.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 pub mod channel;
 pub mod node;
