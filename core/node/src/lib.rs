@@ -31,11 +31,12 @@ use offst_crypto::Identity;
 use offst_net::relay_client::RelayClientConfig;
 use offst_proto::card::FriendCard;
 use offst_proto::{Balance, Credits, Currency, PaymentId, PublicKey, RelayAddress, Text};
-use offst_store::{SqliteStore, Store, StoredEvent};
+use offst_store::{SqliteStore, Store};
 use rand_core::{OsRng, RngCore};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 pub use error::NodeError;
+pub use offst_store::{NewEvent, StoredEvent};
 
 use crate::driver::{Driver, Request};
 

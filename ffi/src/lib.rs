@@ -1,0 +1,416 @@
+//! The Offst mobile library, exported with uniffi to Kotlin (Android), Swift (iOS) and Python.
+//!
+//! A thin wrapper over [`offst_node::Node`]: every method maps one-to-one, values cross the
+//! boundary in forms every language has (keys in base64url, amounts as decimal strings because
+//! credits are 128-bit), and every failure is one flat [`OffstError`] whose message says what to
+//! do. uniffi catches Rust panics at the boundary and raises them as internal errors, so a bug
+//! here never kills the app; they are also logged.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+use std::path::PathBuf;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use offst_credit::{CommandError, OperationError};
+use offst_node::{FriendStatus, KeySecret, Node, NodeConfig, NodeError};
+use offst_proto::card::FriendCard;
+use offst_proto::relay::RelayCard;
+use offst_proto::{Credits, Currency, PublicKey};
+
+uniffi::setup_scaffolding!();
+
+/// Every error the library reports. The message says what went wrong and what to do.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+#[uniffi(flat_error)]
+pub enum OffstError {
+    /// Bad input: a malformed key, amount, currency, name or card.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// No friend with that key.
+    #[error("{0}")]
+    UnknownFriend(String),
+    /// The payment does not fit the credit the friend extends to us.
+    #[error("{0}")]
+    InsufficientCredit(String),
+    /// The operation is not allowed in the current state (e.g. an inconsistent channel).
+    #[error("{0}")]
+    NotAllowed(String),
+    /// Another node uses the data directory.
+    #[error("{0}")]
+    DataDirInUse(String),
+    /// The identity key could not be read (wrong secret, damaged file).
+    #[error("{0}")]
+    Key(String),
+    /// The database could not be opened or written.
+    #[error("{0}")]
+    Storage(String),
+    /// The node is stopped or closing.
+    #[error("{0}")]
+    NotRunning(String),
+    /// A bug or an unexpected failure; the message has details for a report.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<NodeError> for OffstError {
+    fn from(err: NodeError) -> Self {
+        use offst_node::error::NodeError as E;
+        let message = err.to_string();
+        match err {
+            E::InvalidInput(_) => OffstError::InvalidInput(message),
+            E::DataDirInUse => OffstError::DataDirInUse(message),
+            E::Key(_) => OffstError::Key(message),
+            E::Store(_) => OffstError::Storage(message),
+            E::NotRunning => OffstError::NotRunning(message),
+            E::Internal(_) => OffstError::Internal(message),
+            E::Command(command) => classify(&command, message),
+        }
+    }
+}
+
+/// Sorts a credit-layer refusal into the app's categories.
+fn classify(error: &CommandError, message: String) -> OffstError {
+    match error {
+        CommandError::UnknownFriend(_) => OffstError::UnknownFriend(message),
+        CommandError::Operation(OperationError::OverLimit { .. }) => {
+            OffstError::InsufficientCredit(message)
+        }
+        CommandError::Operation(_)
+        | CommandError::IsSelf
+        | CommandError::FriendExists(_)
+        | CommandError::TooManyFriends
+        | CommandError::TooManyRelays => OffstError::InvalidInput(message),
+        CommandError::FriendDisabled
+        | CommandError::ChannelInconsistent
+        | CommandError::QueueFull
+        | CommandError::BalanceNotZero
+        | CommandError::NoSuchResetTerms => OffstError::NotAllowed(message),
+    }
+}
+
+fn parse_key(text: &str) -> Result<PublicKey, OffstError> {
+    text.parse()
+        .map_err(|err| OffstError::InvalidInput(format!("invalid public key: {err}")))
+}
+
+fn parse_currency(text: &str) -> Result<Currency, OffstError> {
+    Currency::new(text).map_err(|err| OffstError::InvalidInput(err.to_string()))
+}
+
+fn parse_amount(text: &str) -> Result<Credits, OffstError> {
+    let value: u128 = text.trim().parse().map_err(|_| {
+        OffstError::InvalidInput(format!(
+            "invalid amount {text:?}: write a whole number of credits, like \"25\""
+        ))
+    })?;
+    if value > Credits::MAX.0 {
+        return Err(OffstError::InvalidInput("the amount is too large".into()));
+    }
+    Ok(Credits(value))
+}
+
+/// How to open a node.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct OffstConfig {
+    /// The app-private directory for the node's key and database.
+    pub data_dir: String,
+    /// Relay cards (`offst-relay:<key>@host:port`) the node listens on.
+    pub relays: Vec<String>,
+    /// A secret from the platform keystore (≥ 16 bytes) that encrypts the identity key at rest;
+    /// `None` stores it unencrypted (protected by the app sandbox only).
+    pub key_secret: Option<Vec<u8>>,
+}
+
+/// A friend's channel state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum OffstFriendStatus {
+    /// Disabled by the user.
+    Disabled,
+    /// Not connected right now.
+    Offline,
+    /// Connected; payments flow.
+    Online,
+    /// The channel needs its reset terms accepted.
+    Inconsistent,
+}
+
+/// One currency with one friend, seen from our side. Amounts are decimal strings.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct OffstCurrencyBalance {
+    /// The currency.
+    pub currency: String,
+    /// Positive: the friend owes us; negative: we owe the friend.
+    pub balance: String,
+    /// The most we may owe the friend (the friend's limit for us).
+    pub local_max_debt: String,
+    /// The most the friend may owe us (our limit for the friend).
+    pub remote_max_debt: String,
+    /// Credit frozen by our payments in flight.
+    pub local_pending_debt: String,
+    /// Credit frozen by the friend's payments in flight.
+    pub remote_pending_debt: String,
+}
+
+/// A friend.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct OffstFriend {
+    /// The friend's public key (base64url).
+    pub public_key: String,
+    /// The name we gave it.
+    pub name: String,
+    /// Connection and channel state.
+    pub status: OffstFriendStatus,
+    /// Balances and limits per currency.
+    pub currencies: Vec<OffstCurrencyBalance>,
+}
+
+/// An event from the node's persisted queue (it stays until marked handled).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct OffstEvent {
+    /// Pass to `event_handled` once processed.
+    pub id: u64,
+    /// When, in Unix milliseconds.
+    pub timestamp_ms: u64,
+    /// `transfer_received`, `transfer_sent`, `transfer_failed`, `friend_online`,
+    /// `friend_offline`, `channel_inconsistent`, `channel_reset`.
+    pub kind: String,
+    /// The friend concerned, if any.
+    pub friend: Option<String>,
+    /// A status, if any (`succeeded`, `sent`, `failed`).
+    pub status: Option<String>,
+    /// Details as a JSON object (amounts as strings).
+    pub payload_json: String,
+}
+
+/// A parsed friend card.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct OffstFriendCard {
+    /// The node's public key.
+    pub public_key: String,
+    /// The name it suggests.
+    pub name: String,
+    /// Its relays, as relay cards.
+    pub relays: Vec<String>,
+}
+
+fn event_from(stored: offst_node::StoredEvent) -> OffstEvent {
+    OffstEvent {
+        id: stored.id,
+        timestamp_ms: stored.event.timestamp_ms,
+        kind: stored.event.kind,
+        friend: stored.event.friend.map(|key| key.to_string()),
+        status: stored.event.status,
+        payload_json: stored.event.payload.to_string(),
+    }
+}
+
+/// An Offst node inside the app.
+#[derive(uniffi::Object)]
+pub struct OffstNode {
+    node: Arc<Node>,
+}
+
+#[uniffi::export]
+impl OffstNode {
+    /// Opens the node in `config.data_dir` (creating its identity on first use). Fails with
+    /// `DataDirInUse` if another node has the directory open.
+    #[uniffi::constructor]
+    pub fn open(config: OffstConfig) -> Result<Arc<OffstNode>, OffstError> {
+        let relays = config
+            .relays
+            .iter()
+            .map(|text| {
+                text.parse::<RelayCard>()
+                    .map(|card| card.0)
+                    .map_err(|err| OffstError::InvalidInput(format!("invalid relay card: {err}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut node_config = NodeConfig::new(PathBuf::from(config.data_dir), relays);
+        if let Some(secret) = config.key_secret {
+            node_config.key_secret = KeySecret::AppSecret(secret);
+        }
+        let node = Node::open(node_config)?;
+        Ok(Arc::new(OffstNode {
+            node: Arc::new(node),
+        }))
+    }
+
+    /// Starts networking (listening on relays, linking to friends). Quick.
+    pub fn start(&self) -> Result<(), OffstError> {
+        Ok(self.node.start()?)
+    }
+
+    /// Stops networking within a second; state stays open. Call when the app goes to the
+    /// background.
+    pub fn stop(&self) -> Result<(), OffstError> {
+        Ok(self.node.stop()?)
+    }
+
+    /// The node's public key (base64url).
+    pub fn public_key(&self) -> String {
+        self.node.public_key().to_string()
+    }
+
+    /// The node's friend card as an `offst:` URI, for a QR code or a link.
+    pub fn friend_card(&self, name: String) -> Result<String, OffstError> {
+        Ok(self.node.friend_card(&name)?.to_uri())
+    }
+
+    /// Adds a friend from its card; `name` overrides the card's. Returns the friend's key.
+    pub fn add_friend(&self, card: String, name: Option<String>) -> Result<String, OffstError> {
+        Ok(self
+            .node
+            .add_friend_from_card(&card, name.as_deref())?
+            .to_string())
+    }
+
+    /// Removes a friend; without `force`, only when nothing is owed either way.
+    pub fn remove_friend(&self, friend: String, force: bool) -> Result<(), OffstError> {
+        Ok(self.node.remove_friend(parse_key(&friend)?, force)?)
+    }
+
+    /// Enables or disables a friend.
+    pub fn set_friend_enabled(&self, friend: String, enabled: bool) -> Result<(), OffstError> {
+        Ok(self.node.set_friend_enabled(parse_key(&friend)?, enabled)?)
+    }
+
+    /// Sets how much `friend` may owe us in `currency` (a decimal amount).
+    pub fn set_limit(
+        &self,
+        friend: String,
+        currency: String,
+        amount: String,
+    ) -> Result<(), OffstError> {
+        Ok(self.node.set_limit(
+            parse_key(&friend)?,
+            &parse_currency(&currency)?,
+            parse_amount(&amount)?,
+        )?)
+    }
+
+    /// Pays a friend directly; returns the transfer id. The friend's acceptance arrives as a
+    /// `transfer_received` event on its side.
+    pub fn transfer(
+        &self,
+        friend: String,
+        currency: String,
+        amount: String,
+    ) -> Result<String, OffstError> {
+        Ok(self
+            .node
+            .transfer(
+                parse_key(&friend)?,
+                &parse_currency(&currency)?,
+                parse_amount(&amount)?,
+            )?
+            .to_string())
+    }
+
+    /// Every friend with status, balances and limits.
+    pub fn friends(&self) -> Result<Vec<OffstFriend>, OffstError> {
+        Ok(self
+            .node
+            .friends()?
+            .into_iter()
+            .map(|friend| OffstFriend {
+                public_key: friend.public_key.to_string(),
+                name: friend.name.to_string(),
+                status: match friend.status {
+                    FriendStatus::Disabled => OffstFriendStatus::Disabled,
+                    FriendStatus::Offline => OffstFriendStatus::Offline,
+                    FriendStatus::Online => OffstFriendStatus::Online,
+                    FriendStatus::Inconsistent => OffstFriendStatus::Inconsistent,
+                },
+                currencies: friend
+                    .currencies
+                    .into_iter()
+                    .map(|c| OffstCurrencyBalance {
+                        currency: c.currency.to_string(),
+                        balance: c.balance.to_string(),
+                        local_max_debt: c.local_max_debt.to_string(),
+                        remote_max_debt: c.remote_max_debt.to_string(),
+                        local_pending_debt: c.local_pending_debt.to_string(),
+                        remote_pending_debt: c.remote_pending_debt.to_string(),
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// The oldest unhandled event, if any.
+    pub fn next_event(&self) -> Result<Option<OffstEvent>, OffstError> {
+        Ok(self.node.next_event()?.map(event_from))
+    }
+
+    /// Waits up to `timeout_ms` for an unhandled event (a suspend function in Kotlin, async in
+    /// Swift and Python); the caller's thread is not blocked.
+    pub async fn wait_next_event(&self, timeout_ms: u64) -> Result<Option<OffstEvent>, OffstError> {
+        let node = self.node.clone();
+        let (reply, result) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("offst-wait-event".into())
+            .spawn(move || {
+                let _ = reply.send(node.wait_next_event(Duration::from_millis(timeout_ms)));
+            })
+            .map_err(|err| OffstError::Internal(format!("spawning a waiter: {err}")))?;
+        let event = result
+            .await
+            .map_err(|_| OffstError::Internal("the waiter stopped".into()))??;
+        Ok(event.map(event_from))
+    }
+
+    /// Marks an event handled; returns whether it was unhandled.
+    pub fn event_handled(&self, id: u64) -> Result<bool, OffstError> {
+        Ok(self.node.event_handled(id)?)
+    }
+
+    /// Writes a backup of the node's database to `path` (which must not exist).
+    pub fn backup(&self, path: String) -> Result<(), OffstError> {
+        Ok(self.node.backup(PathBuf::from(path))?)
+    }
+}
+
+/// Parses a friend card without a node (e.g. to show who it is before adding).
+#[uniffi::export]
+pub fn parse_friend_card(card: String) -> Result<OffstFriendCard, OffstError> {
+    let card: FriendCard = card
+        .parse()
+        .map_err(|err: offst_proto::uri::UriError| OffstError::InvalidInput(err.to_string()))?;
+    Ok(OffstFriendCard {
+        public_key: card.public_key.to_string(),
+        name: card.name.to_string(),
+        relays: card
+            .relays
+            .into_iter()
+            .map(|relay| RelayCard(relay).to_string())
+            .collect(),
+    })
+}
+
+static LOGGING: Once = Once::new();
+
+/// Routes the library's logs to logcat (Android) or standard error (elsewhere) at `level`
+/// (`error`, `warn`, `info`, `debug`, `trace`), and logs Rust panics. Call once at start-up;
+/// later calls do nothing.
+#[uniffi::export]
+pub fn init_logging(level: String) {
+    LOGGING.call_once(|| {
+        let filter = level.parse().unwrap_or(log::LevelFilter::Info);
+        #[cfg(target_os = "android")]
+        android_logger::init_once(
+            android_logger::Config::default()
+                .with_max_level(filter)
+                .with_tag("offst"),
+        );
+        #[cfg(not(target_os = "android"))]
+        {
+            let _ = env_logger::Builder::new().filter_level(filter).try_init();
+        }
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            log::error!("panic in the Offst library: {info}");
+            previous(info);
+        }));
+    });
+}

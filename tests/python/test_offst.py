@@ -1,0 +1,138 @@
+"""The Python bindings against the real library: three nodes and a real relay on loopback."""
+
+import asyncio
+import gc
+import json
+import time
+
+import pytest
+
+import offst
+
+
+def wait_for(what, check, timeout=10.0):
+    deadline = time.time() + timeout
+    while not check():
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def open_node(tmp_path, name, relay):
+    node = offst.OffstNode.open(
+        offst.OffstConfig(data_dir=str(tmp_path / name), relays=[relay], key_secret=None)
+    )
+    node.start()
+    return node
+
+
+def friend(node, key):
+    return next(f for f in node.friends() if f.public_key == key)
+
+
+def balance(node, key, currency="FST"):
+    entry = [c for c in friend(node, key).currencies if c.currency == currency]
+    return int(entry[0].balance) if entry else 0
+
+
+def knows_limit(node, key, amount):
+    return any(c.local_max_debt == str(amount) for c in friend(node, key).currencies)
+
+
+def befriend(a, b, name_of_b, name_of_a):
+    key_b = a.add_friend(b.friend_card(name_of_b), None)
+    key_a = b.add_friend(a.friend_card(name_of_a), None)
+    assert key_b == b.public_key() and key_a == a.public_key()
+
+
+def test_three_nodes_make_friends_by_card_and_pay(tmp_path, relay):
+    offst.init_logging("warn")
+    alice, bob, carol = (open_node(tmp_path, n, relay) for n in ("alice", "bob", "carol"))
+    befriend(alice, bob, "bob", "alice")
+    befriend(bob, carol, "carol", "bob")
+    wait_for("links online", lambda: friend(alice, bob.public_key()).status == offst.OffstFriendStatus.ONLINE
+             and friend(carol, bob.public_key()).status == offst.OffstFriendStatus.ONLINE)
+
+    bob.set_limit(alice.public_key(), "FST", "100")
+    carol.set_limit(bob.public_key(), "FST", "50")
+    wait_for("limits known", lambda: knows_limit(alice, bob.public_key(), 100)
+             and knows_limit(bob, carol.public_key(), 50))
+
+    alice.transfer(bob.public_key(), "FST", "30")
+    bob.transfer(carol.public_key(), "FST", "20")
+    wait_for("payments applied", lambda: balance(bob, alice.public_key()) == 30
+             and balance(carol, bob.public_key()) == 20)
+    wait_for("payer sees acceptance", lambda: balance(bob, carol.public_key()) == -20)
+    assert balance(alice, bob.public_key()) == -30
+    assert balance(bob, alice.public_key()) + balance(bob, carol.public_key()) == 10
+
+    with pytest.raises(offst.OffstError.InsufficientCredit):
+        alice.transfer(bob.public_key(), "FST", "71")
+    with pytest.raises(offst.OffstError.InvalidInput):
+        alice.transfer(bob.public_key(), "FST", "-5")
+    with pytest.raises(offst.OffstError.InvalidInput):
+        alice.transfer(bob.public_key(), "F S T", "5")
+    assert balance(alice, bob.public_key()) == -30
+
+    events = []
+    while (event := bob.next_event()) is not None:
+        events.append(event)
+        assert bob.event_handled(event.id)
+    received = [e for e in events if e.kind == "transfer_received"]
+    assert received and json.loads(received[0].payload_json)["amount"] == "30"
+
+
+def test_events_can_be_awaited_from_asyncio(tmp_path, relay):
+    alice, bob = (open_node(tmp_path, n, relay) for n in ("alice", "bob"))
+    befriend(alice, bob, "bob", "alice")
+    bob.set_limit(alice.public_key(), "FST", "10")
+    wait_for("limit known", lambda: knows_limit(alice, bob.public_key(), 10))
+    while bob.next_event() is not None:
+        bob.event_handled(bob.next_event().id)
+
+    async def pay_and_wait():
+        alice.transfer(bob.public_key(), "FST", "4")
+        while True:
+            event = await bob.wait_next_event(5000)
+            assert event is not None, "no event within 5 s"
+            bob.event_handled(event.id)
+            if event.kind == "transfer_received":
+                return event
+
+    event = asyncio.run(pay_and_wait())
+    assert json.loads(event.payload_json)["amount"] == "4"
+
+
+def test_a_closed_node_reopens_with_its_state(tmp_path, relay):
+    alice, bob = (open_node(tmp_path, n, relay) for n in ("alice", "bob"))
+    befriend(alice, bob, "bob", "alice")
+    bob.set_limit(alice.public_key(), "FST", "100")
+    wait_for("limit known", lambda: knows_limit(alice, bob.public_key(), 100))
+    alice.transfer(bob.public_key(), "FST", "42")
+    wait_for("paid", lambda: balance(bob, alice.public_key()) == 42)
+    alice_key, bob_key = alice.public_key(), bob.public_key()
+
+    with pytest.raises(offst.OffstError.DataDirInUse):
+        offst.OffstNode.open(offst.OffstConfig(data_dir=str(tmp_path / "bob"), relays=[relay], key_secret=None))
+
+    del bob
+    gc.collect()
+    bob = open_node(tmp_path, "bob", relay)
+    assert bob.public_key() == bob_key
+    assert balance(bob, alice_key) == 42
+    wait_for("relinked", lambda: friend(alice, bob_key).status == offst.OffstFriendStatus.ONLINE)
+
+
+def test_malformed_cards_are_rejected_with_a_typed_error(tmp_path, relay):
+    alice = open_node(tmp_path, "alice", relay)
+    card = alice.friend_card("alice")
+    parsed = offst.parse_friend_card(card)
+    assert parsed.public_key == alice.public_key() and parsed.name == "alice"
+    damaged = card[:-3] + ("A" if card[-3] != "A" else "B") + card[-2:]
+    for bad in (damaged, card[:-10], "offst:I1AAAA", "https://example.org", ""):
+        with pytest.raises(offst.OffstError.InvalidInput) as info:
+            alice.add_friend(bad, None)
+        assert str(info.value), "the error has a message"
+    assert alice.friends() == []
+    with pytest.raises(offst.OffstError.UnknownFriend):
+        alice.set_limit(offst.parse_friend_card(card).public_key[:-1] + "A", "FST", "1")
