@@ -407,6 +407,12 @@ impl SecureStream {
         loop {
             let idle_deadline = self.receive.idle_deadline();
             let keepalive_due = self.send.keepalive_due();
+            // Checked first: a peer that streams records without pause must not starve our
+            // keepalives (the read branch below always wins while records are waiting).
+            if Instant::now() >= keepalive_due {
+                self.send.send_record(RecordKind::Keepalive, &[]).await?;
+                continue;
+            }
             // Biased towards reading: records that arrived while nobody was receiving count
             // before the idle deadline is judged.
             tokio::select! {
