@@ -99,14 +99,16 @@ impl CurrencyState {
         capacity(self.remote_max_debt, negated, self.remote_pending_debt)
     }
 
-    /// Our debt including what we froze: `local_pending_debt - balance`, may be negative.
-    fn local_exposure(&self) -> Option<i128> {
+    /// Our debt including what we froze: `local_pending_debt - balance`, may be negative;
+    /// `None` only on overflow.
+    pub fn local_exposure(&self) -> Option<i128> {
         let pending = i128::try_from(self.local_pending_debt.0).ok()?;
         pending.checked_sub(self.balance.0)
     }
 
-    /// The friend's debt including what it froze.
-    fn remote_exposure(&self) -> Option<i128> {
+    /// The friend's debt including what it froze: `remote_pending_debt + balance`, may be
+    /// negative; `None` only on overflow.
+    pub fn remote_exposure(&self) -> Option<i128> {
         let pending = i128::try_from(self.remote_pending_debt.0).ok()?;
         pending.checked_add(self.balance.0)
     }

@@ -166,6 +166,42 @@ fn lowering_a_limit_stops_new_debt_but_keeps_the_old() {
 }
 
 #[test]
+fn lowering_a_limit_below_the_debt_stops_new_credit_but_not_repayment() {
+    let (mut net, a, b) = friends_with_limits();
+    // a owes b 23, then b lowers a's limit to 0: legitimate, checked after every step.
+    pay(&mut net, a, b, fst(), 23).unwrap();
+    net.settle().unwrap();
+    net.check_invariants().unwrap();
+    set_limit(&mut net, b, a, fst(), 0);
+    while net.deliver(0) {
+        net.check_invariants().unwrap();
+    }
+    net.settle().unwrap();
+    net.check_invariants().unwrap();
+    assert_eq!(balance(&net, a, b, &fst()), Some(-23));
+    // a cannot borrow more...
+    assert!(matches!(
+        pay(&mut net, a, b, fst(), 1),
+        Err(CommandError::Operation(OperationError::OverLimit { .. }))
+    ));
+    // ...but b's payments to a repay the debt, step by step.
+    for amount in [3, 20] {
+        pay(&mut net, b, a, fst(), amount).unwrap();
+        while net.deliver(0) {
+            net.check_invariants().unwrap();
+        }
+        net.settle().unwrap();
+        net.check_invariants().unwrap();
+    }
+    assert_eq!(balance(&net, a, b, &fst()), Some(0));
+    assert!(matches!(
+        pay(&mut net, a, b, fst(), 1),
+        Err(CommandError::Operation(OperationError::OverLimit { .. }))
+    ));
+    net.check_agreement().unwrap();
+}
+
+#[test]
 fn a_lost_token_is_retransmitted_when_the_link_comes_back() {
     let (mut net, a, b) = friends_with_limits();
     pay(&mut net, a, b, fst(), 30).unwrap();

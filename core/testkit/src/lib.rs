@@ -10,7 +10,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use offst_credit::{
@@ -19,7 +19,7 @@ use offst_credit::{
 };
 use offst_crypto::Identity;
 use offst_proto::friend::FriendMessage;
-use offst_proto::{PublicKey, Text, WireMessage};
+use offst_proto::{Credits, Currency, PublicKey, Text, WireMessage};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -110,6 +110,56 @@ pub struct SimNetwork {
     trace: bool,
     /// Set when a node produced more messages than [`MAX_IN_FLIGHT`] allows.
     storm: bool,
+    /// The first step that increased a debt past its limit (reported by the invariants).
+    limit_violation: Option<String>,
+}
+
+/// One side's debt toward a friend in one currency, counting pending debts, and its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Exposure {
+    debt: Option<i128>,
+    limit: Credits,
+}
+
+/// Per friend and currency: (our exposure, the friend's exposure), from a node's store.
+type Exposures = BTreeMap<(PublicKey, Currency), (Exposure, Exposure)>;
+
+fn exposures(state: &NodeState) -> Exposures {
+    let mut map = Exposures::new();
+    for (key, friend) in &state.friends {
+        if let ChannelStatus::Consistent(channel) = &friend.channel {
+            for (currency, state) in channel.sheet.currencies() {
+                map.insert(
+                    (*key, currency.clone()),
+                    (
+                        Exposure {
+                            debt: state.local_exposure(),
+                            limit: state.local_max_debt,
+                        },
+                        Exposure {
+                            debt: state.remote_exposure(),
+                            limit: state.remote_max_debt,
+                        },
+                    ),
+                );
+            }
+        }
+    }
+    map
+}
+
+/// A debt may pass its limit only if it did before and did not grow: lowering a limit below
+/// what a friend owes is legitimate (the friend cannot borrow more, repaying still works).
+fn debt_step_allowed(before: Option<Exposure>, after: Exposure) -> bool {
+    let Some(debt) = after.debt else {
+        return false;
+    };
+    if debt <= 0 || (debt as u128) <= after.limit.0 {
+        return true;
+    }
+    before
+        .and_then(|before| before.debt)
+        .is_some_and(|previous| debt <= previous)
 }
 
 fn pair(a: NodeId, b: NodeId) -> (NodeId, NodeId) {
@@ -133,6 +183,7 @@ impl SimNetwork {
             keep_events: true,
             trace: false,
             storm: false,
+            limit_violation: None,
         }
     }
 
@@ -235,8 +286,25 @@ impl SimNetwork {
     fn route_with(&mut self, from: NodeId, output: Output, send: bool) -> Result<(), SimError> {
         let keep_events = self.keep_events;
         let sim = &mut self.nodes[from.0];
+        let before = (!output.changes.is_empty()).then(|| exposures(&sim.persisted));
         for change in &output.changes {
             sim.persisted.apply(change);
+        }
+        if let Some(before) = before {
+            if self.limit_violation.is_none() {
+                for ((key, currency), (local, remote)) in exposures(&sim.persisted) {
+                    let previous = before.get(&(key, currency.clone()));
+                    let local_ok = debt_step_allowed(previous.map(|p| p.0), local);
+                    let remote_ok = debt_step_allowed(previous.map(|p| p.1), remote);
+                    if !(local_ok && remote_ok) {
+                        self.limit_violation = Some(format!(
+                            "{from} with {key}: {currency}: a debt grew past its limit: \
+                             before {previous:?}, after ({local:?}, {remote:?})"
+                        ));
+                        break;
+                    }
+                }
+            }
         }
         if keep_events {
             sim.events.extend(output.events);
@@ -566,7 +634,8 @@ impl SimNetwork {
     /// Invariants that hold after every step:
     /// - no message storm happened;
     /// - every node's store equals its live state (the emitted changes are complete);
-    /// - no balance passes a limit, counting pending debts;
+    /// - no step increased a debt past its limit, counting pending debts (a debt may stay
+    ///   above a limit the creditor lowered, and shrink);
     /// - two friends at the same chain link have mirrored sheets (balance(A→B) = −balance(B→A),
     ///   limits and flags swapped) and exactly one of them holds the token.
     pub fn check_invariants(&self) -> Result<(), SimError> {
@@ -575,22 +644,14 @@ impl SimNetwork {
                 "more than {MAX_IN_FLIGHT} messages were in flight: message storm"
             )));
         }
+        if let Some(violation) = &self.limit_violation {
+            return Err(SimError(violation.clone()));
+        }
         for (index, sim) in self.nodes.iter().enumerate() {
             if *sim.node.state() != sim.persisted {
                 return Err(SimError(format!(
                     "node{index}: live state differs from the state rebuilt from its changes"
                 )));
-            }
-            for (key, friend) in &sim.persisted.friends {
-                if let ChannelStatus::Consistent(channel) = &friend.channel {
-                    for (currency, state) in channel.sheet.currencies() {
-                        if !state.within_limits() {
-                            return Err(SimError(format!(
-                                "node{index} with {key}: {currency} passes a limit: {state:?}"
-                            )));
-                        }
-                    }
-                }
             }
         }
         for &(a, b) in &self.links {
@@ -689,7 +750,6 @@ fn short_event(event: &Event) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use offst_proto::{Credits, Currency};
 
     fn limit(net: &mut SimNetwork, from: NodeId, to: NodeId) {
         let friend = net.public_key(to);
