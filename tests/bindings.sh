@@ -17,6 +17,10 @@ mkdir -p "$out/python" "$out/kotlin" "$out/swift"
 target/debug/uniffi-bindgen generate "$lib" --no-format --language python --out-dir "$out/python"
 target/debug/uniffi-bindgen generate "$lib" --no-format --language kotlin --out-dir "$out/kotlin"
 target/debug/uniffi-bindgen generate "$lib" --no-format --language swift --out-dir "$out/swift"
+# The Android flavour (android/scripts/build-android.sh) must generate too.
+target/debug/uniffi-bindgen generate "$lib" --no-format --language kotlin \
+  --config ffi/uniffi-android.toml --out-dir "$out/kotlin-android"
+grep -q "SystemCleaner" "$out/kotlin-android/org/offst/offst.kt"
 cp "$lib" "$out/python/"
 cp "$lib" "$out/kotlin/"
 
