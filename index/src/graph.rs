@@ -39,6 +39,9 @@ pub struct Neighbour {
     pub recv: u128,
     /// The fee the owner charges for requests that arrive from the peer.
     pub rate: FeeRate,
+    /// The fee the peer charges for requests that arrive from the owner (the other side's
+    /// `rate`, kept here so forward searches need no lookup).
+    pub peer_rate: FeeRate,
 }
 
 /// Why the graph refused a report.
@@ -153,12 +156,14 @@ impl CurrencyGraph {
                         send: ours.send.0.min(theirs.recv.0),
                         recv: theirs.send.0.min(ours.recv.0),
                         rate: ours.rate,
+                        peer_rate: theirs.rate,
                     };
                     let their_side = Neighbour {
                         peer: ix,
                         send: ours_side.recv,
                         recv: ours_side.send,
                         rate: theirs.rate,
+                        peer_rate: ours.rate,
                     };
                     self.upsert_half(ix, ours_side);
                     if self.upsert_half(peer, their_side) {

@@ -78,6 +78,9 @@ const NONE: NodeIx = NodeIx::MAX;
 /// longer than capacity-feasible ones) give up with "no route" instead of holding the index.
 pub const MAX_SEARCH_WORK: usize = 8_000_000;
 
+/// Scale of the fee in the (fee, hops) keys of the floor search: hops stay below it.
+const HOP_SCALE: u128 = 1 << 16;
+
 /// Largest fee budget (in credits) searched with buckets instead of a heap: one bucket per
 /// credit, so this bounds that buffer (64 Ki small vectors).
 const MAX_BUCKET_SPAN: u128 = 1 << 16;
@@ -100,12 +103,16 @@ pub struct Router {
     forward_parent: Vec<NodeIx>,
     relaxed_parent: Vec<NodeIx>,
     relaxed_depth: Vec<u32>,
+    forward_cost: Vec<u128>,
+    floor_done_forward: Vec<u32>,
+    floor_done_backward: Vec<u32>,
     excluded: Vec<u32>,
     touched: Vec<u32>,
     excluded_arcs: Vec<Arc>,
     used: HashMap<Arc, u128>,
     heap: BinaryHeap<Reverse<(u128, u32, NodeIx)>>,
-    buckets: Vec<Vec<NodeIx>>,
+    heap_back: BinaryHeap<Reverse<(u128, u32, NodeIx)>>,
+    buckets: Vec<Vec<(u32, NodeIx)>>,
     /// Arcs scanned by the current query's exact searches.
     work: usize,
     frontier: Vec<NodeIx>,
@@ -464,6 +471,9 @@ impl Router {
             self.forward_parent.resize(size, NONE);
             self.relaxed_parent.resize(size, NONE);
             self.relaxed_depth.resize(size, 0);
+            self.forward_cost.resize(size, 0);
+            self.floor_done_forward.resize(size, 0);
+            self.floor_done_backward.resize(size, 0);
             self.excluded.resize(size, 0);
             self.touched.resize(size, 0);
         }
@@ -586,6 +596,22 @@ impl Router {
         if let Some(rate) = uniform {
             // Fees depend only on the hop count: the level search is exact and bounded.
             return self.bidirectional_levels(graph, query, rate.flat.0, max_hops);
+        }
+        // Each fee is at least the fee on the bare amount. The route cheapest under those
+        // floors (a bidirectional search, floors need no downstream amounts) is optimal when
+        // its real fees equal its floors — always so for flat rates.
+        if let Some((nodes, key)) = self.cheapest_floor_route(graph, query) {
+            if let Some(total) = path_needs(graph, &nodes, query.amount)
+                .and_then(|needs| needs.first().copied())
+                .filter(|_| self.path_capacity(graph, &nodes) >= query.amount)
+            {
+                let floor = key / HOP_SCALE;
+                let exact = (nodes.len() as u128) < HOP_SCALE && total - query.amount == floor;
+                if exact && nodes.len() <= max_hops + 1 {
+                    return Some(nodes);
+                }
+                bound = Some(bound.map_or(total, |known| known.min(total)));
+            }
         }
         let nodes = match bound {
             Some(total) if total - query.amount <= MAX_BUCKET_SPAN => {
@@ -842,6 +868,157 @@ impl Router {
         valid.then_some(nodes)
     }
 
+    /// Bidirectional Dijkstra over arcs of capacity ≥ amount where entering a mediator costs
+    /// its fee on the bare amount (a floor of its real fee, which is charged on the amount
+    /// plus downstream fees), ties broken by hops. Returns the cheapest route under these
+    /// floors and its key `floor total × HOP_SCALE + hops`; no route costs less than the floor
+    /// total.
+    fn cheapest_floor_route(
+        &mut self,
+        graph: &CurrencyGraph,
+        query: &Query,
+    ) -> Option<(Vec<NodeIx>, u128)> {
+        let stamp = self.next_relaxed_stamp();
+        let amount = Credits(query.amount);
+        let (source, destination) = (query.source, query.destination);
+        let mut forward = std::mem::take(&mut self.heap);
+        let mut backward = std::mem::take(&mut self.heap_back);
+        forward.clear();
+        backward.clear();
+        self.relaxed_forward[source as usize] = stamp;
+        self.forward_cost[source as usize] = 0;
+        self.forward_parent[source as usize] = NONE;
+        forward.push(Reverse((0, 0, source)));
+        self.relaxed_backward[destination as usize] = stamp;
+        self.label[destination as usize] = 0;
+        self.relaxed_parent[destination as usize] = NONE;
+        backward.push(Reverse((0, 0, destination)));
+        // The best meeting so far: (floor total, node reached from both sides).
+        let mut best: Option<(u128, NodeIx)> = None;
+        loop {
+            let top = |heap: &BinaryHeap<Reverse<(u128, u32, NodeIx)>>| {
+                heap.peek().map(|Reverse((cost, _, _))| *cost)
+            };
+            let (top_forward, top_backward) = (top(&forward), top(&backward));
+            if top_forward.is_none() && top_backward.is_none() {
+                break;
+            }
+            // An exhausted side counts as infinitely far: the other may still meet it.
+            let (f, b) = (
+                top_forward.unwrap_or(u128::MAX),
+                top_backward.unwrap_or(u128::MAX),
+            );
+            if best.is_some_and(|(total, _)| f.saturating_add(b) >= total) {
+                break; // no meeting can beat the best any more
+            }
+            let expand_forward = top_forward.is_some()
+                && (top_backward.is_none() || forward.len() <= backward.len());
+            let heap = if expand_forward {
+                &mut forward
+            } else {
+                &mut backward
+            };
+            let Some(Reverse((cost, _, node))) = heap.pop() else {
+                break;
+            };
+            let at = node as usize;
+            let (done, costs) = if expand_forward {
+                (&mut self.floor_done_forward, &self.forward_cost)
+            } else {
+                (&mut self.floor_done_backward, &self.label)
+            };
+            if done[at] == stamp || costs[at] != cost {
+                continue;
+            }
+            done[at] = stamp;
+            if self.over_budget(graph.neighbours(node).len()) {
+                break;
+            }
+            // Neither end is a mediator: the seller does not forward, the buyer is not re-entered.
+            if (expand_forward && node == destination) || (!expand_forward && node == source) {
+                continue;
+            }
+            for side in graph.neighbours(node) {
+                let other = side.peer;
+                let (from, to) = if expand_forward {
+                    (node, other)
+                } else {
+                    (other, node)
+                };
+                let capacity = if expand_forward {
+                    self.arc_capacity_out(node, side)
+                } else {
+                    self.arc_capacity_into(node, side)
+                };
+                if capacity < query.amount || self.is_excluded(from, to) {
+                    continue;
+                }
+                // The fee of `to` for requests from `from`, on the bare amount.
+                let fee = if to == destination {
+                    Some(Credits::ZERO)
+                } else if expand_forward {
+                    side.peer_rate.fee(amount)
+                } else {
+                    side.rate.fee(amount)
+                };
+                let Some(fee) = fee else { continue };
+                // Lexicographic (fee, hops) in one number: ties go to fewer hops.
+                let through =
+                    cost.saturating_add(fee.0.saturating_mul(HOP_SCALE).saturating_add(1));
+                let at_other = other as usize;
+                let (seen, costs, parents, heap) = if expand_forward {
+                    (
+                        &mut self.relaxed_forward,
+                        &mut self.forward_cost,
+                        &mut self.forward_parent,
+                        &mut forward,
+                    )
+                } else {
+                    (
+                        &mut self.relaxed_backward,
+                        &mut self.label,
+                        &mut self.relaxed_parent,
+                        &mut backward,
+                    )
+                };
+                if seen[at_other] != stamp || through < costs[at_other] {
+                    seen[at_other] = stamp;
+                    costs[at_other] = through;
+                    parents[at_other] = node;
+                    heap.push(Reverse((through, 0, other)));
+                }
+                // A node seen from both sides closes a route: forward part + backward part.
+                if self.relaxed_forward[at_other] == stamp
+                    && self.relaxed_backward[at_other] == stamp
+                {
+                    let total = self.forward_cost[at_other].saturating_add(self.label[at_other]);
+                    if best.is_none_or(|(known, _)| total < known) {
+                        best = Some((total, other));
+                    }
+                }
+            }
+        }
+        self.heap = forward;
+        self.heap_back = backward;
+        let (total, meet) = best?;
+        let mut nodes = Vec::new();
+        let mut at = meet;
+        while at != NONE && nodes.len() <= MAX_HOPS + 1 {
+            nodes.push(at);
+            at = self.forward_parent[at as usize];
+        }
+        nodes.reverse();
+        let mut at = self.relaxed_parent[meet as usize];
+        while at != NONE && nodes.len() <= 2 * MAX_HOPS + 2 {
+            nodes.push(at);
+            at = self.relaxed_parent[at as usize];
+        }
+        let valid = nodes.first() == Some(&source)
+            && nodes.last() == Some(&destination)
+            && nodes.iter().collect::<HashSet<_>>().len() == nodes.len();
+        valid.then_some((nodes, total))
+    }
+
     /// Counts `arcs` against [`MAX_SEARCH_WORK`]; true once the query is over it.
     fn over_budget(&mut self, arcs: usize) -> bool {
         self.work = self.work.saturating_add(arcs);
@@ -854,6 +1031,12 @@ impl Router {
         if self.relaxed_generation == 0 {
             self.relaxed_forward.iter_mut().for_each(|stamp| *stamp = 0);
             self.relaxed_backward
+                .iter_mut()
+                .for_each(|stamp| *stamp = 0);
+            self.floor_done_forward
+                .iter_mut()
+                .for_each(|stamp| *stamp = 0);
+            self.floor_done_backward
                 .iter_mut()
                 .for_each(|stamp| *stamp = 0);
             self.relaxed_generation = 1;
@@ -944,8 +1127,8 @@ impl Router {
 
     /// The same search as [`Router::backward_dijkstra`] when a known route bounds the fees by a
     /// small integer: labels are `amount + k` for `k ≤ span`, so a bucket per `k` (Dial's
-    /// algorithm) replaces the heap. Within a bucket, entries are taken in insertion order;
-    /// equal-fee ties prefer fewer hops as in the heap version.
+    /// algorithm) replaces the heap over fees; within a bucket a small heap takes entries
+    /// fewest hops first, so equal-fee ties prefer fewer hops as in the heap version.
     fn backward_buckets(
         &mut self,
         graph: &CurrencyGraph,
@@ -964,15 +1147,20 @@ impl Router {
         self.label[destination] = query.amount;
         self.hops[destination] = 0;
         self.parent[destination] = NONE;
-        buckets[0].push(query.destination);
+        buckets[0].push((0, query.destination));
         let mut found = false;
+        // Within one bucket (equal fees), entries are taken fewest hops first.
+        let mut current: BinaryHeap<Reverse<(u32, NodeIx)>> = BinaryHeap::new();
         'buckets: for offset in 0..=span {
             let label = query.amount + offset as u128;
-            let mut index = 0;
-            while let Some(&node) = buckets[offset].get(index) {
-                index += 1;
+            current.clear();
+            current.extend(buckets[offset].drain(..).map(Reverse));
+            while let Some(Reverse((hops, node))) = current.pop() {
                 let at = node as usize;
-                if self.other_seen[at] == generation || self.label[at] != label {
+                if self.other_seen[at] == generation
+                    || self.label[at] != label
+                    || self.hops[at] != hops
+                {
                     continue; // settled already, or a stale entry
                 }
                 self.other_seen[at] = generation;
@@ -980,7 +1168,6 @@ impl Router {
                     found = true;
                     break 'buckets;
                 }
-                let hops = self.hops[at];
                 if self.over_budget(graph.neighbours(node).len()) {
                     break 'buckets;
                 }
@@ -1007,7 +1194,11 @@ impl Router {
                         self.label[before] = needed;
                         self.hops[before] = hops + 1;
                         self.parent[before] = node;
-                        buckets[(needed - query.amount) as usize].push(previous);
+                        if needed == label {
+                            current.push(Reverse((hops + 1, previous)));
+                        } else {
+                            buckets[(needed - query.amount) as usize].push((hops + 1, previous));
+                        }
                     }
                 }
             }
@@ -1185,6 +1376,7 @@ fn side_between(graph: &CurrencyGraph, owner: NodeIx, peer: NodeIx) -> Neighbour
         send: 0,
         recv: 0,
         rate: FeeRate::DEFAULT,
+        peer_rate: FeeRate::DEFAULT,
     })
 }
 
@@ -1297,6 +1489,31 @@ mod tests {
         let found = route(&graph, 1, 9, 10).unwrap();
         assert_eq!(found.nodes, vec![key(1), key(3), key(4), key(9)]);
         assert_eq!(found.fees, Credits(2));
+    }
+
+    #[test]
+    fn among_equally_cheap_routes_the_shortest_wins() {
+        // Free mediators everywhere except an unrelated node, so the general search runs.
+        let rates = HashMap::from([
+            (2, FeeRate::FREE),
+            (3, FeeRate::FREE),
+            (4, FeeRate::FREE),
+            (5, FeeRate::FREE),
+            (6, FeeRate::new(Credits(5), 0).unwrap()),
+        ]);
+        let edges = [
+            (1, 3, 50, 0),
+            (3, 4, 50, 0),
+            (4, 5, 50, 0),
+            (5, 9, 50, 0),
+            (1, 2, 50, 0),
+            (2, 9, 50, 0),
+            (9, 6, 50, 50),
+        ];
+        let graph = build(&edges, &rates);
+        let found = route(&graph, 1, 9, 10).unwrap();
+        assert_eq!(found.fees, Credits(0));
+        assert_eq!(found.nodes, vec![key(1), key(2), key(9)]);
     }
 
     #[test]
@@ -1510,7 +1727,7 @@ mod tests {
         amount: u128,
         max_hops: usize,
         avoid: &Avoid,
-    ) -> Option<u128> {
+    ) -> Option<(u128, usize)> {
         fn walk(
             graph: &CurrencyGraph,
             path: &mut Vec<NodeIx>,
@@ -1518,7 +1735,7 @@ mod tests {
             amount: u128,
             max_hops: usize,
             avoid: &Avoid,
-            best: &mut Option<u128>,
+            best: &mut Option<(u128, usize)>,
         ) {
             let last = *path.last().unwrap();
             if last == destination {
@@ -1529,8 +1746,8 @@ mod tests {
                         .zip(&needs)
                         .all(|(pair, need)| graph.side(pair[0], pair[1]).unwrap().send >= *need);
                     if fits {
-                        let total = needs[0];
-                        *best = Some(best.map_or(total, |b: u128| b.min(total)));
+                        let candidate = (needs[0], path.len() - 1);
+                        *best = Some(best.map_or(candidate, |known| known.min(candidate)));
                     }
                 }
                 return;
@@ -1558,7 +1775,7 @@ mod tests {
             avoid,
             &mut best,
         );
-        best.map(|total| total - amount)
+        best.map(|(total, hops)| (total - amount, hops))
     }
 
     proptest! {
@@ -1609,9 +1826,10 @@ mod tests {
             let found = Router::new().fewest_fee_route(g, &key(0), &key(1), Credits(amount), &constraints);
             match (expected, found) {
                 (None, Err(RouteError::NoRoute)) => {}
-                (Some(fees), Ok(route)) => {
+                (Some((fees, hops)), Ok(route)) => {
                     prop_assert_eq!(route.fees.0, fees);
-                    prop_assert!(route.nodes.len() <= max_hops + 1);
+                    // Among the cheapest routes, one with the fewest hops.
+                    prop_assert_eq!(route.nodes.len() - 1, hops);
                 }
                 (expected, found) => prop_assert!(false, "expected {:?}, got {:?}", expected, found),
             }
