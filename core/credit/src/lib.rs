@@ -9,7 +9,8 @@
 //! - [`sheet`]: the balance sheet of one friendship and the rules of mutual credit;
 //! - [`channel`]: the token channel (chain, token holder, duplicates, reset terms);
 //! - [`state`]: the persisted state and the changes that move it;
-//! - [`node`]: the node state machine: commands, friend messages, timers.
+//! - [`node`]: the node state machine: commands, friend messages, timers;
+//! - [`payment`]: invoices and offline-verifiable receipts.
 //!
 //! This crate never does I/O, never reads a clock and never draws OS randomness: time and a
 //! secure RNG are arguments. docs/PROTOCOL.md, "Friend channel", is the wire specification.
@@ -21,6 +22,7 @@
 
 pub mod channel;
 pub mod node;
+pub mod payment;
 pub mod sheet;
 pub mod state;
 

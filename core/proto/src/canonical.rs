@@ -26,6 +26,8 @@ pub mod domain {
     pub const CHANNEL_GENESIS: &[u8] = b"offst/v1/friend/genesis";
     /// A node's signed capacity report to index servers (docs/drafts/index-protocol.md).
     pub const INDEX_CAPACITY_REPORT: &[u8] = b"offst/v1/index/capacity-report";
+    /// A seller's signed invoice (docs/drafts/payments-protocol.md).
+    pub const INVOICE: &[u8] = b"offst/v1/payment/invoice";
 }
 
 /// Builds the canonical bytes of one object. Start with [`CanonicalWriter::new`] and a tag from

@@ -18,6 +18,7 @@ pub mod friend;
 pub mod handshake;
 pub mod index;
 pub mod limits;
+pub mod payment;
 pub mod relay;
 pub mod types;
 pub mod uri;

@@ -90,3 +90,6 @@ pub const MAX_CARD_NAME_LEN: usize = 64;
 /// Longest `offst:` URI accepted, in characters (a friend card with the most relays and the
 /// longest addresses stays below it; an invoice with a full description too).
 pub const MAX_URI_LEN: usize = 4096;
+
+/// Longest invoice description in bytes (an invoice must fit one QR code comfortably).
+pub const MAX_INVOICE_DESCRIPTION_LEN: usize = 140;
