@@ -9,7 +9,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::path::PathBuf;
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Once, RwLock};
 use std::time::Duration;
 
 use offst_credit::{CommandError, OperationError};
@@ -388,24 +388,77 @@ pub fn parse_friend_card(card: String) -> Result<OffstFriendCard, OffstError> {
     })
 }
 
-static LOGGING: Once = Once::new();
+/// Receives the library's log records, for apps that route logs themselves (to `os_log` on iOS,
+/// Timber on Android, a file…). Called from library threads; keep it quick and do not call back
+/// into the node from it.
+#[uniffi::export(callback_interface)]
+pub trait OffstLogSink: Send + Sync {
+    /// One record: `level` is `ERROR`, `WARN`, `INFO`, `DEBUG` or `TRACE`; `target` the Rust
+    /// module that logged.
+    fn log(&self, level: String, target: String, message: String);
+}
 
-/// Routes the library's logs to logcat (Android) or standard error (elsewhere) at `level`
-/// (`error`, `warn`, `info`, `debug`, `trace`), and logs Rust panics. Call once at start-up;
-/// later calls do nothing.
-#[uniffi::export]
-pub fn init_logging(level: String) {
+static LOGGING: Once = Once::new();
+static SINK: RwLock<Option<Box<dyn OffstLogSink>>> = RwLock::new(None);
+
+thread_local! {
+    /// Set while a record is being handed to the app's sink, so a sink that logs through the
+    /// library does not recurse forever.
+    static IN_SINK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The library's logger: the app's sink if it set one, else logcat (Android) or standard error.
+struct Forwarder {
+    fallback: Box<dyn log::Log>,
+}
+
+impl log::Log for Forwarder {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) || IN_SINK.with(std::cell::Cell::get) {
+            return;
+        }
+        let guard = SINK
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match guard.as_ref() {
+            Some(sink) => {
+                IN_SINK.with(|flag| flag.set(true));
+                sink.log(
+                    record.level().to_string(),
+                    record.target().to_owned(),
+                    record.args().to_string(),
+                );
+                IN_SINK.with(|flag| flag.set(false));
+            }
+            None => self.fallback.log(record),
+        }
+    }
+
+    fn flush(&self) {
+        self.fallback.flush();
+    }
+}
+
+fn install_logger(level: log::LevelFilter) {
     LOGGING.call_once(|| {
-        let filter = level.parse().unwrap_or(log::LevelFilter::Info);
         #[cfg(target_os = "android")]
-        android_logger::init_once(
+        let fallback: Box<dyn log::Log> = Box::new(android_logger::AndroidLogger::new(
             android_logger::Config::default()
-                .with_max_level(filter)
+                .with_max_level(log::LevelFilter::Trace)
                 .with_tag("offst"),
-        );
+        ));
         #[cfg(not(target_os = "android"))]
-        {
-            let _ = env_logger::Builder::new().filter_level(filter).try_init();
+        let fallback: Box<dyn log::Log> = Box::new(
+            env_logger::Builder::new()
+                .filter_level(log::LevelFilter::Trace)
+                .build(),
+        );
+        if log::set_boxed_logger(Box::new(Forwarder { fallback })).is_ok() {
+            log::set_max_level(level);
         }
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -413,4 +466,29 @@ pub fn init_logging(level: String) {
             previous(info);
         }));
     });
+}
+
+fn parse_level(level: &str) -> log::LevelFilter {
+    level.trim().parse().unwrap_or(log::LevelFilter::Info)
+}
+
+/// Sends the library's logs to logcat (Android) or standard error (elsewhere) at `level`
+/// (`error`, `warn`, `info`, `debug`, `trace`; anything else means `info`), and logs Rust
+/// panics. Call once at start-up; later calls only change the level.
+#[uniffi::export]
+pub fn init_logging(level: String) {
+    let level = parse_level(&level);
+    install_logger(level);
+    log::set_max_level(level);
+}
+
+/// Sends the library's logs at `level` to the app's `sink` instead (replacing any earlier sink).
+#[uniffi::export]
+pub fn set_log_sink(level: String, sink: Box<dyn OffstLogSink>) {
+    let level = parse_level(&level);
+    install_logger(level);
+    *SINK
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sink);
+    log::set_max_level(level);
 }

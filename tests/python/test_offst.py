@@ -136,3 +136,22 @@ def test_malformed_cards_are_rejected_with_a_typed_error(tmp_path, relay):
     assert alice.friends() == []
     with pytest.raises(offst.OffstError.UnknownFriend):
         alice.set_limit(offst.parse_friend_card(card).public_key[:-1] + "A", "FST", "1")
+
+
+class CollectingSink(offst.OffstLogSink):
+    def __init__(self):
+        self.records = []
+
+    def log(self, level, target, message):
+        self.records.append((level, target, message))
+
+
+def test_logs_reach_an_app_supplied_sink(tmp_path, relay):
+    sink = CollectingSink()
+    offst.set_log_sink("info", sink)
+    alice = open_node(tmp_path, "alice", relay)
+    wait_for("a log record", lambda: any("listening on relay" in m for _, _, m in sink.records))
+    level, target, _ = next(r for r in sink.records if "listening on relay" in r[2])
+    assert level == "INFO" and target.startswith("offst")
+    offst.init_logging("warn")
+    alice.stop()
