@@ -41,6 +41,10 @@ use crate::splice::{splice, SpliceEnd, SpliceLimits};
 /// without a word, so a flood cannot pin descriptors through the refusal path.
 pub const MAX_PENDING_REFUSALS: usize = 256;
 
+/// Largest relay message accepted from a node. Relay messages are a key or two (under 100
+/// bytes encoded); a node cannot make the relay buffer more than this per connection.
+pub const MAX_RELAY_MESSAGE_LEN: usize = 512;
+
 /// How long a graceful shutdown waits for connections to close before giving up on them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -401,6 +405,7 @@ async fn serve_connection(
             return;
         }
     };
+    stream.limit_message_len(MAX_RELAY_MESSAGE_LEN);
     let first = tokio::time::timeout(
         shared.limits.first_message_timeout(),
         stream.recv_without_keepalive(),

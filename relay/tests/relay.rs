@@ -602,3 +602,23 @@ async fn connection_over_the_total_limit_is_told_the_relay_is_busy() {
     assert_eq!(relay.metrics().rejected_total_limit.get(), 1);
     relay.shutdown().await;
 }
+
+#[tokio::test]
+async fn oversized_message_from_an_authenticated_node_is_refused() {
+    let (relay, address) = start_relay(test_limits()).await;
+    let stream = tcp::dial(address.address.as_str(), WAIT).await.unwrap();
+    let mut node = secure::connect(
+        stream,
+        &identity(1),
+        Some(address.public_key),
+        &client_config().secure,
+        &mut OsRng,
+    )
+    .await
+    .unwrap();
+    node.send(&vec![0; 64 * 1024]).await.unwrap();
+    let closed = tokio::time::timeout(WAIT, node.recv_without_keepalive()).await;
+    assert!(matches!(closed, Ok(Ok(None)) | Ok(Err(_))), "{closed:?}");
+    assert_eq!(relay.metrics().protocol_errors.get(), 1);
+    relay.shutdown().await;
+}

@@ -98,8 +98,10 @@ impl FrameReader {
         }
     }
 
-    /// Makes sure `needed` bytes from `start` fit in the buffer, moving buffered bytes to the
-    /// front and growing the buffer as needed (never beyond one maximal frame plus header).
+    /// Makes sure there is room to read towards `needed` bytes from `start`: buffered bytes
+    /// move to the front, and the buffer grows geometrically (at most to `needed`, one frame
+    /// within the limit), so memory follows the bytes that actually arrived rather than the
+    /// length a peer announced.
     fn make_room(&mut self, needed: usize) {
         if self.buffer.len() - self.start >= needed {
             return;
@@ -107,9 +109,21 @@ impl FrameReader {
         self.buffer.copy_within(self.start..self.end, 0);
         self.end -= self.start;
         self.start = 0;
-        if self.buffer.len() < needed {
-            self.buffer.resize(needed, 0);
+        if self.buffer.len() < needed && self.end == self.buffer.len() {
+            let grown = self
+                .buffer
+                .len()
+                .saturating_mul(2)
+                .clamp(READ_BUFFER_LEN, needed);
+            self.buffer.resize(grown, 0);
         }
+    }
+
+    /// Changes the largest frame accepted from now on (capped at [`MAX_FRAME_LEN`]). A
+    /// handshake accepts only small frames; protocols with small messages (the relay's) may
+    /// lower it for the whole connection.
+    pub fn set_max_len(&mut self, max_len: usize) {
+        self.max_len = max_len.min(MAX_FRAME_LEN);
     }
 
     /// Returns the socket half and the bytes read but not yet consumed as frames.

@@ -34,6 +34,10 @@ use crate::{AccessControl, NetError};
 /// queue only smooths bursts; back-pressure should reach the producer quickly.
 pub const SEND_QUEUE_LEN: usize = 64;
 
+/// Largest frame accepted during the handshake. Handshake messages are under 300 bytes; a
+/// small limit keeps an unauthenticated peer from making us buffer large frames.
+pub const MAX_HANDSHAKE_FRAME_LEN: usize = 1024;
+
 /// How long a refusal (e.g. "busy") may take to write before the socket is simply dropped.
 const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -80,6 +84,7 @@ pub async fn connect(
 ) -> Result<SecureStream, NetError> {
     let mut framed = stream.into();
     let peer_addr = framed.peer_addr();
+    framed.reader.set_max_len(MAX_HANDSHAKE_FRAME_LEN);
     let result = timeout(
         config.handshake_timeout,
         initiator_handshake(&mut framed, identity, expected_peer, config, rng),
@@ -130,6 +135,7 @@ pub async fn accept(
 ) -> Result<SecureStream, NetError> {
     let mut framed = stream.into();
     let peer_addr = framed.peer_addr();
+    framed.reader.set_max_len(MAX_HANDSHAKE_FRAME_LEN);
     let result = timeout(
         config.handshake_timeout,
         responder_handshake(&mut framed, identity, config, rng),
@@ -321,6 +327,10 @@ impl SecureStream {
         config: &SecureConfig,
     ) -> SecureStream {
         let now = Instant::now();
+        let mut framed = framed;
+        framed
+            .reader
+            .set_max_len(offst_proto::limits::MAX_FRAME_LEN);
         SecureStream {
             send: SendSide {
                 writer: framed.writer,
@@ -355,6 +365,17 @@ impl SecureStream {
     /// The peer's socket address, when known.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer_addr
+    }
+
+    /// Lowers the largest message accepted from the peer (a frame larger than
+    /// `max_message_len` plus the record overhead ends the connection with
+    /// [`NetError::FrameTooLarge`]). For protocols whose messages are all small.
+    pub fn limit_message_len(&mut self, max_message_len: usize) {
+        self.receive
+            .reader
+            .set_max_len(max_message_len.saturating_add(
+                offst_crypto::record::RECORD_HEADER_LEN + offst_crypto::record::TAG_LEN,
+            ));
     }
 
     /// Sends one message (at most [`MAX_RECORD_PAYLOAD`] bytes) as one record.
