@@ -100,6 +100,18 @@ fn build(arcs: &HashMap<(u32, u32), u128>, rate_of: fn(u32) -> FeeRate) -> Capac
     graph
 }
 
+/// Reads a data file or exits with a message saying where it was expected.
+fn read_data(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|err| {
+        eprintln!(
+            "cannot read {}: {err}\nthe benchmark expects the data sets in ../shared/data \
+             (beside the repository root); set OFFST_DATA_DIR to use another directory",
+            path.display()
+        );
+        std::process::exit(2);
+    })
+}
+
 fn to_credits(value: f64, scale: f64) -> u128 {
     let scaled = (value * scale).floor();
     if scaled.is_nan() || scaled <= 0.0 {
@@ -110,7 +122,7 @@ fn to_credits(value: f64, scale: f64) -> u128 {
 }
 
 fn load_ripple(path: &Path) -> HashMap<(u32, u32), u128> {
-    let text = std::fs::read_to_string(path).unwrap();
+    let text = read_data(path);
     let mut arcs = HashMap::new();
     for line in text.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -134,7 +146,7 @@ fn load_ripple(path: &Path) -> HashMap<(u32, u32), u128> {
 }
 
 fn load_lightning(path: &Path, rng: &mut Rng) -> HashMap<(u32, u32), u128> {
-    let text = std::fs::read_to_string(path).unwrap();
+    let text = read_data(path);
     let mut arcs = HashMap::new();
     for line in text.lines() {
         let mut parts = line.splitn(3, ' ');
