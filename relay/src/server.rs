@@ -446,9 +446,18 @@ async fn serve_listener(
         let id = state.next_id();
         // A node that reconnects replaces its older listening connection (which then idles
         // out): the newest connection is the one that works.
-        state.listeners.insert(listener, Registered { id, sender });
+        state.listeners.insert(
+            listener,
+            Registered {
+                id,
+                sender: sender.clone(),
+            },
+        );
         id
     };
+    // The queue is fresh, so this cannot be full; the node reports itself reachable on it.
+    let _ = sender.try_send(RelayToListener::Listening.encode());
+    drop(sender);
     shared.metrics.listeners_open.inc();
     log::debug!("relay: {listener} listening");
     loop {

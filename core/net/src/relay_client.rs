@@ -100,7 +100,7 @@ pub enum RelayError {
 /// What a [`RelayListener`] reports.
 #[derive(Debug)]
 pub enum ListenEvent {
-    /// The listening connection to this relay is up: friends can reach us through it.
+    /// The relay confirmed our listening connection: friends can reach us through it.
     RelayUp {
         /// The relay.
         relay: RelayAddress,
@@ -233,24 +233,40 @@ async fn listen_session(
         Ok(stream) => stream,
         Err(err) => return err,
     };
-    backoff.reset();
-    let _ = context
-        .events
-        .send(ListenEvent::RelayUp {
-            relay: relay.clone(),
-        })
-        .await;
     let (mut receiver, sender) = stream.split();
     let accepts = Arc::new(Semaphore::new(MAX_CONCURRENT_ACCEPTS_PER_RELAY));
+    let registration = context.config.tunnel_timeout;
+    let mut up = false;
     loop {
-        let message = match receiver.recv().await {
+        let message = if up {
+            receiver.recv().await
+        } else {
+            // Until the relay confirms the registration, wait no longer than for a tunnel.
+            match tokio::time::timeout(registration, receiver.recv()).await {
+                Ok(message) => message,
+                Err(_) => return RelayError::Timeout(registration),
+            }
+        };
+        let message = match message {
             Ok(Some(message)) => message,
             Ok(None) => return RelayError::RelayClosed,
             Err(err) => return err.into(),
         };
-        let RelayToListener::IncomingConnection { caller } = match RelayToListener::decode(&message)
-        {
-            Ok(message) => message,
+        let caller = match RelayToListener::decode(&message) {
+            Ok(RelayToListener::Listening) => {
+                if !up {
+                    up = true;
+                    backoff.reset();
+                    let _ = context
+                        .events
+                        .send(ListenEvent::RelayUp {
+                            relay: relay.clone(),
+                        })
+                        .await;
+                }
+                continue;
+            }
+            Ok(RelayToListener::IncomingConnection { caller }) => caller,
             Err(err) => return err.into(),
         };
         let permit = if context.access.allows(&caller) {

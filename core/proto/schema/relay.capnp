@@ -14,10 +14,12 @@ struct InitConnection {
 }
 
 struct RelayToListener {
-  # Relay -> node on a listening connection. (One kind of message so far; Cap'n Proto unions
-  # need two members, a later version may turn this field into a union member.)
-  incomingConnection @0 :Data;   # this caller wants a tunnel; answer with an `accept`
-                                 # connection or a `rejectConnection`
+  # Relay -> node on a listening connection.
+  union {
+    listening @0 :Void;            # first message: the node is registered; callers can reach it
+    incomingConnection @1 :Data;   # this caller wants a tunnel; answer with an `accept`
+                                   # connection or a `rejectConnection`
+  }
 }
 
 struct ListenerToRelay {

@@ -36,6 +36,9 @@ pub enum InitConnection {
 /// Relay → listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayToListener {
+    /// The first message on a listening connection: the relay has registered the listener,
+    /// so callers can reach it from now on.
+    Listening,
     /// `caller` asked for a tunnel; the listener answers with an `Accept{caller}` connection
     /// or [`ListenerToRelay::RejectConnection`].
     IncomingConnection {
@@ -125,6 +128,7 @@ impl WireMessage for InitConnection {
 impl WireMessage for RelayToListener {
     fn encode(&self) -> Vec<u8> {
         encode_root::<relay_to_listener::Owned>(|mut root| match self {
+            RelayToListener::Listening => root.set_listening(()),
             RelayToListener::IncomingConnection { caller } => {
                 root.set_incoming_connection(caller.as_bytes())
             }
@@ -133,8 +137,13 @@ impl WireMessage for RelayToListener {
 
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         decode_root::<relay_to_listener::Owned, _>(bytes, |root| {
-            Ok(RelayToListener::IncomingConnection {
-                caller: read_key("incomingConnection", root.get_incoming_connection())?,
+            Ok(match root.which()? {
+                relay_to_listener::Listening(()) => RelayToListener::Listening,
+                relay_to_listener::IncomingConnection(caller) => {
+                    RelayToListener::IncomingConnection {
+                        caller: read_key("incomingConnection", caller)?,
+                    }
+                }
             })
         })
     }
@@ -259,11 +268,15 @@ mod tests {
         ] {
             assert_eq!(InitConnection::decode(&message.encode()).unwrap(), message);
         }
-        let incoming = RelayToListener::IncomingConnection { caller: key(3) };
-        assert_eq!(
-            RelayToListener::decode(&incoming.encode()).unwrap(),
-            incoming
-        );
+        for to_listener in [
+            RelayToListener::Listening,
+            RelayToListener::IncomingConnection { caller: key(3) },
+        ] {
+            assert_eq!(
+                RelayToListener::decode(&to_listener.encode()).unwrap(),
+                to_listener
+            );
+        }
         let reject = ListenerToRelay::RejectConnection { caller: key(4) };
         assert_eq!(ListenerToRelay::decode(&reject.encode()).unwrap(), reject);
         for reply in [
