@@ -5,11 +5,15 @@
 
 use std::collections::BTreeMap;
 
-use offst_crypto::sha512_256;
+use offst_crypto::{hash_lock, sha512_256};
 use offst_proto::canonical::{domain, CanonicalWriter};
-use offst_proto::friend::{CurrencyBalance, FriendOperation};
+use offst_proto::friend::{CurrencyBalance, FriendOperation, RequestSendFunds};
 use offst_proto::limits::MAX_CURRENCIES_PER_FRIEND;
-use offst_proto::{Balance, Credits, Currency, HashResult, PublicKey};
+use offst_proto::{Balance, Credits, Currency, HashResult, PublicKey, RequestId};
+
+/// Most payment requests one side of a friendship may have pending toward the other at once
+/// (all currencies): a friend cannot freeze our channel with countless small requests.
+pub const MAX_PENDING_REQUESTS_PER_FRIEND: usize = 64;
 
 /// Why an operation cannot be applied to a balance sheet. The sheet is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,6 +49,46 @@ pub enum OperationError {
     /// A balance would leave the range of `i128`.
     #[error("the balance would overflow")]
     Overflow,
+    /// A payment request with this id is already pending on this channel.
+    #[error("a payment request with this id is already pending")]
+    RequestExists,
+    /// No pending request with this id was sent by the receiver of the operation in this
+    /// currency (only the downstream side cancels or collects).
+    #[error("no such pending payment request from the friend")]
+    UnknownRequest,
+    /// The plain lock does not open the request's hash lock.
+    #[error("the plain lock does not open the request's hash lock")]
+    WrongLock,
+    /// A collected amount below the seller's amount or above what was frozen.
+    #[error("the collected amount is outside [destPayment, frozen]")]
+    BadCollectAmount,
+    /// Too many requests pending in one direction.
+    #[error("at most {MAX_PENDING_REQUESTS_PER_FRIEND} payment requests may be pending")]
+    TooManyRequests,
+}
+
+/// A payment request pending on the channel: the credit it froze stays frozen until the
+/// downstream side (the receiver of the request) cancels or collects it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRequest {
+    /// Who sent the request: [`Side::Local`] means we are upstream (we froze the credit).
+    pub sender: Side,
+    /// The request as it was sent.
+    pub request: RequestSendFunds,
+}
+
+impl PendingRequest {
+    /// The credit the request freezes.
+    pub fn frozen(&self) -> Credits {
+        self.request.frozen().unwrap_or(Credits::MAX)
+    }
+
+    fn flipped(&self) -> PendingRequest {
+        PendingRequest {
+            sender: self.sender.flipped(),
+            request: self.request.clone(),
+        }
+    }
 }
 
 /// One currency of a friendship, seen from the local side.
@@ -146,10 +190,22 @@ pub enum Side {
     Remote,
 }
 
+impl Side {
+    /// The other side.
+    pub fn flipped(self) -> Side {
+        match self {
+            Side::Local => Side::Remote,
+            Side::Remote => Side::Local,
+        }
+    }
+}
+
 /// All currencies of one friendship, seen from the local side, sorted by currency name.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BalanceSheet {
     currencies: BTreeMap<Currency, CurrencyState>,
+    /// Pending payment requests by id (at most [`MAX_PENDING_REQUESTS_PER_FRIEND`] per side).
+    requests: BTreeMap<RequestId, PendingRequest>,
 }
 
 impl BalanceSheet {
@@ -183,6 +239,24 @@ impl BalanceSheet {
         self.currencies.values().all(CurrencyState::is_idle)
     }
 
+    /// Pending payment requests by id.
+    pub fn requests(&self) -> &BTreeMap<RequestId, PendingRequest> {
+        &self.requests
+    }
+
+    /// One pending request.
+    pub fn request(&self, request_id: &RequestId) -> Option<&PendingRequest> {
+        self.requests.get(request_id)
+    }
+
+    /// Adds stored pending requests (used by `offst-store` to load a channel).
+    pub fn with_requests(mut self, requests: impl IntoIterator<Item = PendingRequest>) -> Self {
+        for pending in requests {
+            self.requests.insert(pending.request.request_id, pending);
+        }
+        self
+    }
+
     /// The sheet as the friend sees it.
     pub fn flipped(&self) -> Option<BalanceSheet> {
         let currencies = self
@@ -190,7 +264,22 @@ impl BalanceSheet {
             .iter()
             .map(|(currency, state)| Some((currency.clone(), state.flipped()?)))
             .collect::<Option<_>>()?;
-        Some(BalanceSheet { currencies })
+        let requests = self
+            .requests
+            .iter()
+            .map(|(id, pending)| (*id, pending.flipped()))
+            .collect();
+        Some(BalanceSheet {
+            currencies,
+            requests,
+        })
+    }
+
+    fn count_requests(&self, sender: Side) -> usize {
+        self.requests
+            .values()
+            .filter(|pending| pending.sender == sender)
+            .count()
     }
 
     /// Applies one operation sent by `sender`. All or nothing: on error the sheet is unchanged.
@@ -209,8 +298,18 @@ impl BalanceSheet {
                 if let Some(state) = self.currencies.get(currency) {
                     view.currencies.insert(currency.clone(), flip(state)?);
                 }
+                for (id, pending) in &self.requests {
+                    if pending.request.currency == *currency {
+                        view.requests.insert(*id, pending.flipped());
+                    }
+                }
                 let others = self.currencies.len().saturating_sub(view.currencies.len());
-                view.apply_with_room(operation, others)?;
+                // Requests the friend sent in other currencies (ours in the view's terms).
+                let other_requests = self
+                    .count_requests(Side::Remote)
+                    .saturating_sub(view.count_requests(Side::Local));
+                let all_ids: Vec<RequestId> = self.requests.keys().copied().collect();
+                view.apply_with_room(operation, others, other_requests, &all_ids)?;
                 match view.currencies.remove(currency) {
                     Some(state) => {
                         self.currencies.insert(currency.clone(), flip(&state)?);
@@ -219,21 +318,30 @@ impl BalanceSheet {
                         self.currencies.remove(currency);
                     }
                 }
+                self.requests
+                    .retain(|_, pending| pending.request.currency != *currency);
+                for (id, pending) in view.requests {
+                    self.requests.insert(id, pending.flipped());
+                }
                 Ok(())
             }
         }
     }
 
     fn apply_local(&mut self, operation: &FriendOperation) -> Result<(), OperationError> {
-        self.apply_with_room(operation, 0)
+        self.apply_with_room(operation, 0, 0, &[])
     }
 
     /// Applies an operation sent by the local side. `other_currencies` counts currencies not
-    /// present in `self` that still use room (used when applying on a one-currency view).
+    /// present in `self` that still use room, `other_requests` our requests not present, and
+    /// `known_ids` every request id pending on the full sheet (used when applying on a
+    /// one-currency view).
     fn apply_with_room(
         &mut self,
         operation: &FriendOperation,
         other_currencies: usize,
+        other_requests: usize,
+        known_ids: &[RequestId],
     ) -> Result<(), OperationError> {
         let currency = operation.currency();
         if let FriendOperation::AddCurrency(_) = operation {
@@ -247,6 +355,7 @@ impl BalanceSheet {
                 .insert(currency.clone(), CurrencyState::default());
             return Ok(());
         }
+        let local_requests = self.count_requests(Side::Local);
         let state = self
             .currencies
             .get_mut(currency)
@@ -287,6 +396,96 @@ impl BalanceSheet {
                     .balance
                     .checked_sub_credits(*amount)
                     .ok_or(OperationError::Overflow)?;
+                Ok(())
+            }
+            FriendOperation::RequestSendFunds(request) => {
+                if self.requests.contains_key(&request.request_id)
+                    || known_ids.contains(&request.request_id)
+                {
+                    return Err(OperationError::RequestExists);
+                }
+                if local_requests.saturating_add(other_requests) >= MAX_PENDING_REQUESTS_PER_FRIEND
+                {
+                    return Err(OperationError::TooManyRequests);
+                }
+                if !state.remote_open {
+                    return Err(OperationError::CurrencyClosed(currency.clone()));
+                }
+                let frozen = request.frozen().ok_or(OperationError::Overflow)?;
+                if frozen == Credits::ZERO {
+                    return Err(OperationError::ZeroAmount);
+                }
+                let capacity = state.send_capacity();
+                if frozen > capacity {
+                    return Err(OperationError::OverLimit {
+                        currency: currency.clone(),
+                        amount: frozen,
+                        capacity,
+                    });
+                }
+                state.local_pending_debt = state
+                    .local_pending_debt
+                    .checked_add(frozen)
+                    .ok_or(OperationError::Overflow)?;
+                self.requests.insert(
+                    request.request_id,
+                    PendingRequest {
+                        sender: Side::Local,
+                        request: request.as_ref().clone(),
+                    },
+                );
+                Ok(())
+            }
+            FriendOperation::CancelSendFunds { request_id, .. } => {
+                let frozen = match self.requests.get(request_id) {
+                    Some(pending)
+                        if pending.sender == Side::Remote
+                            && pending.request.currency == *currency =>
+                    {
+                        pending.frozen()
+                    }
+                    _ => return Err(OperationError::UnknownRequest),
+                };
+                state.remote_pending_debt = state
+                    .remote_pending_debt
+                    .checked_sub(frozen)
+                    .ok_or(OperationError::Overflow)?;
+                self.requests.remove(request_id);
+                Ok(())
+            }
+            FriendOperation::CollectSendFunds {
+                request_id,
+                plain_lock,
+                amount,
+                ..
+            } => {
+                let pending = match self.requests.get(request_id) {
+                    Some(pending)
+                        if pending.sender == Side::Remote
+                            && pending.request.currency == *currency =>
+                    {
+                        pending
+                    }
+                    _ => return Err(OperationError::UnknownRequest),
+                };
+                if hash_lock(plain_lock) != pending.request.hashed_lock {
+                    return Err(OperationError::WrongLock);
+                }
+                let frozen = pending.frozen();
+                if *amount < pending.request.dest_payment || *amount > frozen {
+                    return Err(OperationError::BadCollectAmount);
+                }
+                let remote_pending_debt = state
+                    .remote_pending_debt
+                    .checked_sub(frozen)
+                    .ok_or(OperationError::Overflow)?;
+                let balance = state
+                    .balance
+                    .checked_add_credits(*amount)
+                    .ok_or(OperationError::Overflow)?;
+                state.remote_pending_debt = remote_pending_debt;
+                state.balance = balance;
+                self.requests.remove(request_id);
                 Ok(())
             }
         }
@@ -387,6 +586,17 @@ pub fn sheet_hash(
             .bool(state.local_open)
             .bool(state.remote_open);
     }
+    // Pending payment requests, only when there are any (so sheets without payments hash as
+    // before): count, then per request in id order whether the lower key sent it and the
+    // canonical request.
+    if !sheet.requests.is_empty() {
+        writer.list_len(sheet.requests.len());
+        for pending in sheet.requests.values() {
+            let sent_by_low = (pending.sender == Side::Local) == local_is_low;
+            writer.bool(sent_by_low);
+            pending.request.write_canonical(&mut writer);
+        }
+    }
     Some(sha512_256(&writer.finish()))
 }
 
@@ -395,6 +605,7 @@ impl FromIterator<(Currency, CurrencyState)> for BalanceSheet {
     fn from_iter<I: IntoIterator<Item = (Currency, CurrencyState)>>(iter: I) -> Self {
         BalanceSheet {
             currencies: iter.into_iter().collect(),
+            requests: BTreeMap::new(),
         }
     }
 }
@@ -441,6 +652,100 @@ mod tests {
             )
             .unwrap();
         sheet
+    }
+
+    fn request(id: u8, dest: u128, fees: u128, lock: &offst_proto::PlainLock) -> FriendOperation {
+        FriendOperation::RequestSendFunds(Box::new(RequestSendFunds {
+            request_id: RequestId::from_bytes([id; 16]),
+            currency: fst(),
+            route: vec![
+                PublicKey::from_bytes([1; 32]),
+                PublicKey::from_bytes([2; 32]),
+            ],
+            dest_payment: Credits(dest),
+            total_dest_payment: Credits(dest),
+            invoice_id: offst_proto::InvoiceId::from_bytes([7; 32]),
+            hashed_lock: hash_lock(lock),
+            left_fees: Credits(fees),
+            expires_at: 1_000,
+        }))
+    }
+
+    #[test]
+    fn a_request_freezes_credit_until_the_receiver_cancels_or_collects_it() {
+        let lock = offst_proto::PlainLock::from_bytes([9; 32]);
+        let mut sheet = open_sheet(100);
+        sheet
+            .apply(&request(1, 50, 10, &lock), Side::Local)
+            .unwrap();
+        assert_eq!(
+            sheet.currency(&fst()).unwrap().local_pending_debt,
+            Credits(60)
+        );
+        // 41 more do not fit beside the 60 frozen.
+        assert!(matches!(
+            sheet.apply(&request(2, 41, 0, &lock), Side::Local),
+            Err(OperationError::OverLimit { .. })
+        ));
+        // Only the receiver (the friend) releases it.
+        let cancel = FriendOperation::CancelSendFunds {
+            currency: fst(),
+            request_id: RequestId::from_bytes([1; 16]),
+        };
+        assert_eq!(
+            sheet.clone().apply(&cancel, Side::Local),
+            Err(OperationError::UnknownRequest)
+        );
+        let mut cancelled = sheet.clone();
+        cancelled.apply(&cancel, Side::Remote).unwrap();
+        assert!(cancelled.is_idle() && cancelled.requests().is_empty());
+        // A wrong secret or an amount above what was frozen cannot collect.
+        let collect = |plain_lock, amount| FriendOperation::CollectSendFunds {
+            currency: fst(),
+            request_id: RequestId::from_bytes([1; 16]),
+            plain_lock,
+            amount: Credits(amount),
+        };
+        let wrong = offst_proto::PlainLock::from_bytes([8; 32]);
+        assert_eq!(
+            sheet.clone().apply(&collect(wrong, 55), Side::Remote),
+            Err(OperationError::WrongLock)
+        );
+        assert_eq!(
+            sheet.clone().apply(&collect(lock, 61), Side::Remote),
+            Err(OperationError::BadCollectAmount)
+        );
+        sheet.apply(&collect(lock, 55), Side::Remote).unwrap();
+        let state = sheet.currency(&fst()).unwrap();
+        assert_eq!(state.balance, Balance(-55));
+        assert_eq!(state.local_pending_debt, Credits::ZERO);
+        assert!(sheet.requests().is_empty());
+    }
+
+    #[test]
+    fn pending_requests_change_the_sheet_hash_and_flip_with_the_sheet() {
+        let lock = offst_proto::PlainLock::from_bytes([9; 32]);
+        let (a, b) = (
+            PublicKey::from_bytes([1; 32]),
+            PublicKey::from_bytes([2; 32]),
+        );
+        let mut sheet = open_sheet(100);
+        let before = sheet_hash(&a, &b, ChainPosition::default(), &sheet);
+        sheet.apply(&request(1, 5, 1, &lock), Side::Local).unwrap();
+        let after = sheet_hash(&a, &b, ChainPosition::default(), &sheet);
+        assert_ne!(before, after);
+        let flipped = sheet.flipped().unwrap();
+        assert_eq!(
+            sheet_hash(&b, &a, ChainPosition::default(), &flipped),
+            after
+        );
+        assert_eq!(
+            flipped
+                .request(&RequestId::from_bytes([1; 16]))
+                .unwrap()
+                .sender,
+            Side::Remote
+        );
     }
 
     #[test]

@@ -39,8 +39,41 @@ struct FriendOperation {
     setRemoteMaxDebt @2 :SetRemoteMaxDebt;
     setCurrencyOpen @3 :SetCurrencyOpen;
     transfer @4 :Transfer;
-    # Multi-hop payment operations (request, response, cancel, collect) are added here later.
+    requestSendFunds @5 :RequestSendFunds;
+    cancelSendFunds @6 :CancelSendFunds;
+    collectSendFunds @7 :CollectSendFunds;
+    # Multi-hop payments (docs/drafts/payments-protocol.md).
   }
+}
+
+struct RequestSendFunds {
+  # The sender (upstream) asks the receiver (downstream) to carry a payment toward the seller,
+  # freezing destPayment + leftFees as the sender's pending debt until the receiver cancels or
+  # collects. Only the receiver can release it.
+  requestId @0 :Data;             # 16 bytes, chosen by the buyer, unique per route
+  currency @1 :Text;
+  route @2 :List(Data);           # 32-byte keys from buyer to seller, 2 ..= MAX_ROUTE_LEN, no repeats
+  destPayment @3 :Common.UInt128; # what the seller receives over this route, > 0
+  totalDestPayment @4 :Common.UInt128; # the invoice amount (all routes), >= destPayment
+  invoiceId @5 :Data;             # 32 bytes
+  hashedLock @6 :Data;            # 32 bytes: the invoice's hash lock
+  leftFees @7 :Common.UInt128;    # the most the remaining mediators (receiver included) may charge
+  expiresAt @8 :UInt64;           # Unix ms; lower at every hop
+}
+
+struct CancelSendFunds {
+  # The sender (downstream) releases a request it received: nothing is paid.
+  currency @0 :Text;
+  requestId @1 :Data;             # 16 bytes
+}
+
+struct CollectSendFunds {
+  # The sender (downstream) reveals the plain lock of a request it received and collects
+  # `amount` (at most what was frozen): the receiver now owes it `amount`.
+  currency @0 :Text;
+  requestId @1 :Data;             # 16 bytes
+  plainLock @2 :Data;             # 32 bytes, hash_lock(plainLock) = the request's hashedLock
+  amount @3 :Common.UInt128;
 }
 
 struct SetRemoteMaxDebt {

@@ -7,18 +7,24 @@ use crate::codec::{
     check_len, decode_root, encode_root, read_balance, read_credits, read_fixed, read_text,
     write_balance, write_credits, DecodeError, WireMessage,
 };
-use crate::limits::{MAX_CURRENCIES_PER_FRIEND, MAX_OPERATIONS_IN_BATCH};
+use std::collections::BTreeSet;
+
+use crate::limits::{MAX_CURRENCIES_PER_FRIEND, MAX_OPERATIONS_IN_BATCH, MAX_ROUTE_LEN};
 use crate::schema::friend_capnp::{
     currency_balance, friend_message, friend_operation, move_token, reset_terms,
 };
-use crate::types::{Balance, Credits, Currency, HashResult, PaymentId, RandValue, Signature};
+use crate::types::{
+    Balance, Credits, Currency, HashResult, HashedLock, InvoiceId, PaymentId, PlainLock, PublicKey,
+    RandValue, RequestId, Signature,
+};
 
 /// One operation inside a move token. Operations are applied in order, all or nothing, to the
 /// balance sheet of the pair; the sender applies them before signing, the receiver verifies
 /// that applying them gives the sheet the sender signed.
 ///
-/// Multi-hop payments add their operations (request, response, cancel, collect) as new
-/// variants; the wire union has room for them.
+/// Multi-hop payments use [`FriendOperation::RequestSendFunds`] (upstream to downstream),
+/// [`FriendOperation::CancelSendFunds`] and [`FriendOperation::CollectSendFunds`] (downstream to
+/// upstream); docs/drafts/payments-protocol.md.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FriendOperation {
     /// Adds a currency to the shared sheet: balance 0, both limits 0, both sides closed.
@@ -49,6 +55,109 @@ pub enum FriendOperation {
         /// Chosen by the sender so both sides can name the transfer in events and history.
         transfer_id: PaymentId,
     },
+    /// The sender asks the receiver to carry a payment toward the seller, freezing
+    /// [`RequestSendFunds::frozen`] as its pending debt until the receiver releases it.
+    RequestSendFunds(Box<RequestSendFunds>),
+    /// The sender releases a request it received: nothing is paid.
+    CancelSendFunds {
+        /// The request's currency.
+        currency: Currency,
+        /// The request.
+        request_id: RequestId,
+    },
+    /// The sender reveals the plain lock of a request it received and collects `amount` (at
+    /// most what was frozen): the receiver now owes it `amount` more.
+    CollectSendFunds {
+        /// The request's currency.
+        currency: Currency,
+        /// The request.
+        request_id: RequestId,
+        /// The preimage of the request's hashed lock.
+        plain_lock: PlainLock,
+        /// What the receiver pays: the seller's amount plus the fees of the hops from the
+        /// sender to the seller.
+        amount: Credits,
+    },
+}
+
+/// One route of a payment, as it travels from hop to hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestSendFunds {
+    /// Chosen by the buyer; names this route of the payment at every hop.
+    pub request_id: RequestId,
+    /// The currency.
+    pub currency: Currency,
+    /// The nodes from buyer to seller, 2 to [`MAX_ROUTE_LEN`], none twice.
+    pub route: Vec<PublicKey>,
+    /// What the seller receives over this route (more than zero).
+    pub dest_payment: Credits,
+    /// The invoice amount over all routes (at least `dest_payment`).
+    pub total_dest_payment: Credits,
+    /// The invoice.
+    pub invoice_id: InvoiceId,
+    /// The invoice's hash lock.
+    pub hashed_lock: HashedLock,
+    /// The most the remaining mediators (the receiver first) may charge in total.
+    pub left_fees: Credits,
+    /// Unix ms after which the receiver must not carry the request on (lower at every hop).
+    pub expires_at: u64,
+}
+
+impl RequestSendFunds {
+    /// The credit the request freezes on the link: `dest_payment + left_fees` (`None` on
+    /// overflow).
+    pub fn frozen(&self) -> Option<Credits> {
+        self.dest_payment.checked_add(self.left_fees)
+    }
+
+    /// Structural checks a decoder enforces: route length and no repeated node, amounts.
+    pub fn check(&self) -> Result<(), DecodeError> {
+        if self.route.len() < 2 || self.route.len() > MAX_ROUTE_LEN {
+            return Err(DecodeError::Invalid("a route has 2 to MAX_ROUTE_LEN nodes"));
+        }
+        let unique: BTreeSet<&PublicKey> = self.route.iter().collect();
+        if unique.len() != self.route.len() {
+            return Err(DecodeError::Invalid("a route visits a node twice"));
+        }
+        if self.dest_payment == Credits::ZERO || self.dest_payment > self.total_dest_payment {
+            return Err(DecodeError::Invalid(
+                "destPayment must be more than zero and at most totalDestPayment",
+            ));
+        }
+        if self.frozen().is_none() {
+            return Err(DecodeError::Invalid("destPayment + leftFees overflows"));
+        }
+        Ok(())
+    }
+
+    /// The node after `node` on the route, if `node` is on it and not the seller.
+    pub fn next_hop(&self, node: &PublicKey) -> Option<&PublicKey> {
+        let index = self.route.iter().position(|key| key == node)?;
+        self.route.get(index.checked_add(1)?)
+    }
+
+    /// The seller: the last node of the route.
+    pub fn seller(&self) -> Option<&PublicKey> {
+        self.route.last()
+    }
+
+    /// Appends the canonical form (the fields in declaration order).
+    pub fn write_canonical(&self, writer: &mut CanonicalWriter) {
+        writer
+            .fixed(self.request_id.as_bytes())
+            .text(self.currency.as_str())
+            .list_len(self.route.len());
+        for node in &self.route {
+            writer.fixed(node.as_bytes());
+        }
+        writer
+            .u128(self.dest_payment.0)
+            .u128(self.total_dest_payment.0)
+            .fixed(self.invoice_id.as_bytes())
+            .fixed(self.hashed_lock.as_bytes())
+            .u128(self.left_fees.0)
+            .u64(self.expires_at);
+    }
 }
 
 impl FriendOperation {
@@ -60,7 +169,10 @@ impl FriendOperation {
             }
             FriendOperation::SetRemoteMaxDebt { currency, .. }
             | FriendOperation::SetCurrencyOpen { currency, .. }
-            | FriendOperation::Transfer { currency, .. } => currency,
+            | FriendOperation::Transfer { currency, .. }
+            | FriendOperation::CancelSendFunds { currency, .. }
+            | FriendOperation::CollectSendFunds { currency, .. } => currency,
+            FriendOperation::RequestSendFunds(request) => &request.currency,
         }
     }
 
@@ -89,6 +201,32 @@ impl FriendOperation {
                     .text(currency.as_str())
                     .u128(amount.0)
                     .fixed(transfer_id.as_bytes());
+            }
+            FriendOperation::RequestSendFunds(request) => {
+                writer.u8(5);
+                request.write_canonical(writer);
+            }
+            FriendOperation::CancelSendFunds {
+                currency,
+                request_id,
+            } => {
+                writer
+                    .u8(6)
+                    .text(currency.as_str())
+                    .fixed(request_id.as_bytes());
+            }
+            FriendOperation::CollectSendFunds {
+                currency,
+                request_id,
+                plain_lock,
+                amount,
+            } => {
+                writer
+                    .u8(7)
+                    .text(currency.as_str())
+                    .fixed(request_id.as_bytes())
+                    .fixed(plain_lock.as_bytes())
+                    .u128(amount.0);
             }
         }
     }
@@ -234,6 +372,45 @@ fn write_operation(mut builder: friend_operation::Builder<'_>, operation: &Frien
             write_credits(b.reborrow().init_amount(), *amount);
             b.set_transfer_id(transfer_id.as_bytes());
         }
+        FriendOperation::RequestSendFunds(request) => {
+            let mut b = builder.init_request_send_funds();
+            b.set_request_id(request.request_id.as_bytes());
+            b.set_currency(request.currency.as_str());
+            let len = u32::try_from(request.route.len()).unwrap_or(u32::MAX);
+            let mut route = b.reborrow().init_route(len);
+            for (index, node) in (0..len).zip(&request.route) {
+                route.set(index, node.as_bytes());
+            }
+            write_credits(b.reborrow().init_dest_payment(), request.dest_payment);
+            write_credits(
+                b.reborrow().init_total_dest_payment(),
+                request.total_dest_payment,
+            );
+            b.set_invoice_id(request.invoice_id.as_bytes());
+            b.set_hashed_lock(request.hashed_lock.as_bytes());
+            write_credits(b.reborrow().init_left_fees(), request.left_fees);
+            b.set_expires_at(request.expires_at);
+        }
+        FriendOperation::CancelSendFunds {
+            currency,
+            request_id,
+        } => {
+            let mut b = builder.init_cancel_send_funds();
+            b.set_currency(currency.as_str());
+            b.set_request_id(request_id.as_bytes());
+        }
+        FriendOperation::CollectSendFunds {
+            currency,
+            request_id,
+            plain_lock,
+            amount,
+        } => {
+            let mut b = builder.init_collect_send_funds();
+            b.set_currency(currency.as_str());
+            b.set_request_id(request_id.as_bytes());
+            b.set_plain_lock(plain_lock.as_bytes());
+            write_credits(b.init_amount(), *amount);
+        }
     }
 }
 
@@ -269,6 +446,68 @@ fn read_operation(reader: friend_operation::Reader<'_>) -> Result<FriendOperatio
                     op.get_transfer_id(),
                     PaymentId::try_from_slice,
                 )?,
+            }
+        }
+        friend_operation::RequestSendFunds(op) => {
+            let op = op?;
+            let list = op.get_route()?;
+            let len = check_len("route", list.len(), MAX_ROUTE_LEN)?;
+            let mut route = Vec::with_capacity(len);
+            for node in list.iter() {
+                route.push(read_fixed("route", node, PublicKey::try_from_slice)?);
+            }
+            let request = RequestSendFunds {
+                request_id: read_fixed(
+                    "requestId",
+                    op.get_request_id(),
+                    RequestId::try_from_slice,
+                )?,
+                currency: read_text("currency", op.get_currency(), Currency::new)?,
+                route,
+                dest_payment: read_credits("destPayment", op.get_dest_payment())?,
+                total_dest_payment: read_credits("totalDestPayment", op.get_total_dest_payment())?,
+                invoice_id: read_fixed(
+                    "invoiceId",
+                    op.get_invoice_id(),
+                    InvoiceId::try_from_slice,
+                )?,
+                hashed_lock: read_fixed(
+                    "hashedLock",
+                    op.get_hashed_lock(),
+                    HashedLock::try_from_slice,
+                )?,
+                left_fees: read_credits("leftFees", op.get_left_fees())?,
+                expires_at: op.get_expires_at(),
+            };
+            request.check()?;
+            FriendOperation::RequestSendFunds(Box::new(request))
+        }
+        friend_operation::CancelSendFunds(op) => {
+            let op = op?;
+            FriendOperation::CancelSendFunds {
+                currency: read_text("currency", op.get_currency(), Currency::new)?,
+                request_id: read_fixed(
+                    "requestId",
+                    op.get_request_id(),
+                    RequestId::try_from_slice,
+                )?,
+            }
+        }
+        friend_operation::CollectSendFunds(op) => {
+            let op = op?;
+            FriendOperation::CollectSendFunds {
+                currency: read_text("currency", op.get_currency(), Currency::new)?,
+                request_id: read_fixed(
+                    "requestId",
+                    op.get_request_id(),
+                    RequestId::try_from_slice,
+                )?,
+                plain_lock: read_fixed(
+                    "plainLock",
+                    op.get_plain_lock(),
+                    PlainLock::try_from_slice,
+                )?,
+                amount: read_credits("amount", op.get_amount())?,
             }
         }
     })
@@ -444,7 +683,60 @@ mod tests {
                 amount: Credits(u64::MAX as u128 + 7),
                 transfer_id: PaymentId::from_bytes([9; 16]),
             },
+            FriendOperation::RequestSendFunds(Box::new(sample_request())),
+            FriendOperation::CancelSendFunds {
+                currency: currency("FST"),
+                request_id: RequestId::from_bytes([3; 16]),
+            },
+            FriendOperation::CollectSendFunds {
+                currency: currency("FST"),
+                request_id: RequestId::from_bytes([3; 16]),
+                plain_lock: PlainLock::from_bytes([4; 32]),
+                amount: Credits(12),
+            },
         ]
+    }
+
+    fn sample_request() -> RequestSendFunds {
+        RequestSendFunds {
+            request_id: RequestId::from_bytes([3; 16]),
+            currency: currency("FST"),
+            route: vec![
+                PublicKey::from_bytes([1; 32]),
+                PublicKey::from_bytes([2; 32]),
+                PublicKey::from_bytes([3; 32]),
+            ],
+            dest_payment: Credits(10),
+            total_dest_payment: Credits(30),
+            invoice_id: InvoiceId::from_bytes([5; 32]),
+            hashed_lock: HashedLock::from_bytes([6; 32]),
+            left_fees: Credits(2),
+            expires_at: 99,
+        }
+    }
+
+    #[test]
+    fn malformed_payment_requests_are_rejected() {
+        let mut looping = sample_request();
+        looping.route.push(looping.route[0]);
+        let mut zero = sample_request();
+        zero.dest_payment = Credits::ZERO;
+        let mut short = sample_request();
+        short.route.truncate(1);
+        let mut overflow = sample_request();
+        overflow.dest_payment = Credits::MAX;
+        overflow.total_dest_payment = Credits::MAX;
+        for request in [looping, zero, short, overflow] {
+            let message = FriendMessage::MoveToken(MoveTokenMessage {
+                token: sample_token(vec![FriendOperation::RequestSendFunds(Box::new(request))]),
+                token_wanted: false,
+            });
+            assert!(FriendMessage::decode(&message.encode()).is_err());
+        }
+        let request = sample_request();
+        assert_eq!(request.next_hop(&request.route[1]), Some(&request.route[2]));
+        assert_eq!(request.next_hop(&request.route[2]), None);
+        assert_eq!(request.frozen(), Some(Credits(12)));
     }
 
     fn sample_token(operations: Vec<FriendOperation>) -> MoveToken {

@@ -8,8 +8,9 @@
 
 use std::collections::VecDeque;
 
+use offst_credit::sheet::{PendingRequest, MAX_PENDING_REQUESTS_PER_FRIEND};
 use offst_credit::{
-    BalanceSheet, ChainPosition, ChannelStatus, CurrencyState, Inconsistency, TokenChannel,
+    BalanceSheet, ChainPosition, ChannelStatus, CurrencyState, Inconsistency, Side, TokenChannel,
     TokenHolder,
 };
 use offst_proto::canonical::CanonicalWriter;
@@ -188,6 +189,14 @@ fn write_sheet(writer: &mut CanonicalWriter, sheet: &BalanceSheet) {
     for (currency, state) in sheet.currencies() {
         write_currency_state(writer, currency, state);
     }
+    // Pending payment requests: who sent each, and the request as a wire operation.
+    writer.list_len(sheet.requests().len());
+    for pending in sheet.requests().values() {
+        writer.bool(pending.sender == Side::Local);
+        writer.bytes(&encode_operation(&FriendOperation::RequestSendFunds(
+            Box::new(pending.request.clone()),
+        )));
+    }
 }
 
 fn read_sheet(reader: &mut ByteReader<'_>) -> Result<BalanceSheet, StoreError> {
@@ -195,7 +204,29 @@ fn read_sheet(reader: &mut ByteReader<'_>) -> Result<BalanceSheet, StoreError> {
     if count > offst_proto::limits::MAX_CURRENCIES_PER_FRIEND {
         return Err(invalid("too many currencies"));
     }
-    (0..count).map(|_| read_currency_state(reader)).collect()
+    let sheet = (0..count)
+        .map(|_| read_currency_state(reader))
+        .collect::<Result<BalanceSheet, StoreError>>()?;
+    let count = reader.u32()? as usize;
+    if count > 2 * MAX_PENDING_REQUESTS_PER_FRIEND {
+        return Err(invalid("too many pending requests"));
+    }
+    let mut requests = Vec::with_capacity(count);
+    for _ in 0..count {
+        let sender = if reader.bool()? {
+            Side::Local
+        } else {
+            Side::Remote
+        };
+        match decode_operation(reader.bytes_field()?)? {
+            FriendOperation::RequestSendFunds(request) => requests.push(PendingRequest {
+                sender,
+                request: *request,
+            }),
+            _ => return Err(invalid("a pending request must be a request operation")),
+        }
+    }
+    Ok(sheet.with_requests(requests))
 }
 
 /// Encodes a channel's whole state.
