@@ -21,7 +21,7 @@ use crate::rate::TokenBucket;
 pub const COPY_BUFFER_LEN: usize = 64 * 1024;
 
 /// Pipe size asked for while a direction moves bytes with `splice(2)` on Linux.
-pub const ZERO_COPY_PIPE_LEN: usize = 1024 * 1024;
+pub const ZERO_COPY_PIPE_LEN: usize = 256 * 1024;
 
 /// Limits of one spliced tunnel.
 #[derive(Debug, Clone, Copy)]
@@ -122,8 +122,19 @@ async fn pump(
         bytes.add(pending.len() as u64);
     }
     drop(pending);
+    let mut pipe: Option<Pipe> = None;
     loop {
-        from.readable().await?;
+        if pipe.is_some() {
+            // Keep the pipe across bursts of a busy tunnel; release it once the tunnel rests.
+            if let Ok(ready) = tokio::time::timeout(PIPE_RELEASE_AFTER, from.readable()).await {
+                ready?;
+            } else {
+                pipe = None;
+                from.readable().await?;
+            }
+        } else {
+            from.readable().await?;
+        }
         let mut direction = Direction {
             from,
             to,
@@ -132,7 +143,7 @@ async fn pump(
             bytes,
         };
         #[cfg(target_os = "linux")]
-        let burst = direction.zero_copy_burst().await?;
+        let burst = direction.zero_copy_burst(&mut pipe).await?;
         #[cfg(not(target_os = "linux"))]
         let burst = direction.copy_burst().await?;
         if let Burst::End = burst {
@@ -141,6 +152,18 @@ async fn pump(
         }
     }
 }
+
+/// The two ends of a pipe a busy direction moves bytes through (Linux `splice(2)`).
+struct Pipe {
+    #[cfg(target_os = "linux")]
+    pipe_out: std::os::fd::OwnedFd,
+    #[cfg(target_os = "linux")]
+    pipe_in: std::os::fd::OwnedFd,
+}
+
+/// A busy direction keeps its pipe until it has been idle this long, so a steady transfer
+/// does not pay for a pipe per burst while an idle tunnel holds no pipe descriptors.
+const PIPE_RELEASE_AFTER: Duration = Duration::from_secs(1);
 
 struct Direction<'a> {
     from: &'a TcpStream,
@@ -184,24 +207,29 @@ impl Direction<'_> {
     /// pipe exists only for this burst (an idle tunnel holds no pipe descriptors); if no pipe
     /// can be made (descriptor limit), falls back to copying.
     #[cfg(target_os = "linux")]
-    async fn zero_copy_burst(&mut self) -> io::Result<Burst> {
+    async fn zero_copy_burst(&mut self, pipe: &mut Option<Pipe>) -> io::Result<Burst> {
         use rustix::pipe::{pipe_with, splice, PipeFlags, SpliceFlags};
         use tokio::io::Interest;
 
-        let Ok((pipe_out, pipe_in)) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC) else {
+        if pipe.is_none() {
+            if let Ok((pipe_out, pipe_in)) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC) {
+                // A larger pipe moves more per system call; the default is kept if refused.
+                let _ = rustix::pipe::fcntl_setpipe_size(&pipe_in, ZERO_COPY_PIPE_LEN);
+                *pipe = Some(Pipe { pipe_out, pipe_in });
+            }
+        }
+        let Some(Pipe { pipe_out, pipe_in }) = pipe.as_ref() else {
             return self.copy_burst().await;
         };
-        // A larger pipe moves more per system call; the default (64 KiB) is kept if refused.
-        let _ = rustix::pipe::fcntl_setpipe_size(&pipe_in, ZERO_COPY_PIPE_LEN);
         let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
         loop {
             let moved_in = self.from.try_io(Interest::READABLE, || {
                 Ok(splice(
                     self.from,
                     None,
-                    &pipe_in,
+                    pipe_in,
                     None,
-                    COPY_BUFFER_LEN,
+                    ZERO_COPY_PIPE_LEN,
                     flags,
                 )?)
             });
@@ -215,7 +243,7 @@ impl Direction<'_> {
             while in_pipe > 0 {
                 self.to.writable().await?;
                 let moved_out = self.to.try_io(Interest::WRITABLE, || {
-                    Ok(splice(&pipe_out, None, self.to, None, in_pipe, flags)?)
+                    Ok(splice(pipe_out, None, self.to, None, in_pipe, flags)?)
                 });
                 match moved_out {
                     Ok(moved) => {
