@@ -1,6 +1,7 @@
 //! Tunnel throughput benchmark: bytes through a relay tunnel versus plain loopback TCP, both
 //! as raw bytes (what the relay itself can copy) and as the nodes' end-to-end `SecureStream`
-//! (what a node gets). The relay runs in this process with its byte-rate limit off. The four
+//! (what a node gets). The relay runs in a child process (this program re-executed with
+//! `--relay-child`), as it would on its own machine, with its byte-rate limit off. The four
 //! measurements are interleaved over several rounds and the medians reported, so background
 //! load on a shared machine skews them alike. Bounded: about 25 s in total.
 //!
@@ -25,8 +26,24 @@ const ROUNDS: usize = 4;
 /// Size of each write (raw) or message (secure).
 const CHUNK: usize = 64 * 1024;
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    if std::env::args().any(|arg| arg == "--relay-child") {
+        runtime.block_on(relay_child())
+    } else {
+        runtime.block_on(measure())
+    }
+}
+
+fn relay_identity() -> Identity {
+    Identity::from_seed([0xbe; 32])
+}
+
+/// The relay process: serves until its stdin closes.
+async fn relay_child() -> anyhow::Result<()> {
     let config = RelayConfig {
         listen: "127.0.0.1:0".parse()?,
         metrics: None,
@@ -36,14 +53,40 @@ async fn main() -> anyhow::Result<()> {
         },
         ..RelayConfig::default()
     };
-    let relay_identity = Identity::generate(&mut OsRng);
-    let server = RelayServer::bind(&config, relay_identity.clone()).await?;
-    let relay = RelayAddress {
-        public_key: relay_identity.public_key(),
-        address: NetAddress::new(&server.local_addr().unwrap_or(config.listen).to_string())?,
-    };
-    let relay_handle = server.spawn();
+    let server = RelayServer::bind(&config, relay_identity()).await?;
+    let port = server
+        .local_addr()
+        .map(|address| address.port())
+        .unwrap_or(0);
+    println!("READY {port}");
+    std::io::Write::flush(&mut std::io::stdout())?;
+    server
+        .run(async {
+            let _ = tokio::task::spawn_blocking(|| {
+                let mut byte = [0u8; 1];
+                let _ = std::io::Read::read(&mut std::io::stdin(), &mut byte);
+            })
+            .await;
+        })
+        .await;
+    Ok(())
+}
 
+async fn measure() -> anyhow::Result<()> {
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .arg("--relay-child")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut ready = String::new();
+    if let Some(stdout) = child.stdout.take() {
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut ready)?;
+    }
+    let port: u16 = ready.split_whitespace().nth(1).unwrap_or("0").parse()?;
+    let relay = RelayAddress {
+        public_key: relay_identity().public_key(),
+        address: NetAddress::new(&format!("127.0.0.1:{port}"))?,
+    };
     let mut samples = [const { Vec::new() }; 4];
     for _ in 0..ROUNDS {
         samples[0].push(raw_rate(direct_tcp_pair().await?).await?);
@@ -55,7 +98,8 @@ async fn main() -> anyhow::Result<()> {
         samples[3].push(secure_rate(a, b).await?);
     }
     let [plain_raw, tunnel_raw, plain_secure, tunnel_secure] = samples.map(median);
-    relay_handle.shutdown().await;
+    drop(child.stdin.take());
+    let _ = child.wait();
 
     println!(
         "| throughput (loopback, release, 2 cores, 64 KiB writes, median of {ROUNDS}) | MB/s | vs direct |"
