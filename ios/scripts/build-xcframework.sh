@@ -18,8 +18,10 @@ lipo -create "$(lib aarch64-apple-ios-sim)" "$(lib x86_64-apple-ios)" -output "$
 lipo -create "$(lib aarch64-apple-darwin)" "$(lib x86_64-apple-darwin)" -output "$build/macos/liboffst.a"
 
 # The Swift API and the C header + module map of the FFI module.
+# Stripped libraries carry no uniffi metadata: generate from a debug host build of the same sources.
 cargo build -p offst-ffi --features cli --bin uniffi-bindgen
-target/debug/uniffi-bindgen generate "$(lib aarch64-apple-darwin)" --language swift --out-dir "$build/swift"
+cargo build -p offst-ffi
+target/debug/uniffi-bindgen generate target/debug/liboffst.dylib --language swift --out-dir "$build/swift"
 cp "$build/swift/OffstFFI.h" "$build/headers/"
 cp "$build/swift/OffstFFI.modulemap" "$build/headers/module.modulemap"
 mkdir -p ios/Sources/Offst
