@@ -80,12 +80,19 @@ fn classify(error: &CommandError, message: String) -> OffstError {
         | CommandError::IsSelf
         | CommandError::FriendExists(_)
         | CommandError::TooManyFriends
-        | CommandError::TooManyRelays => OffstError::InvalidInput(message),
+        | CommandError::TooManyRelays
+        | CommandError::InvalidInvoice(_)
+        | CommandError::InvoiceExpired
+        | CommandError::InvalidRoutes(_)
+        | CommandError::PaymentExists => OffstError::InvalidInput(message),
         CommandError::FriendDisabled
         | CommandError::ChannelInconsistent
         | CommandError::QueueFull
         | CommandError::BalanceNotZero
-        | CommandError::NoSuchResetTerms => OffstError::NotAllowed(message),
+        | CommandError::NoSuchResetTerms
+        | CommandError::DuplicatePayment
+        | CommandError::UnknownInvoice
+        | CommandError::TooManyPayments => OffstError::NotAllowed(message),
     }
 }
 

@@ -22,14 +22,18 @@
 
 pub mod channel;
 pub mod node;
+mod pay;
 pub mod payment;
 pub mod sheet;
 pub mod state;
 
 pub use channel::{ChannelStatus, Inconsistency, ReceiveError, TokenChannel, TokenHolder};
 pub use node::{
-    Command, CommandError, CreditConfig, CreditNode, Event, OutgoingMessage, Output, ResetPolicy,
-    Timestamp,
+    Command, CommandError, CreditConfig, CreditNode, Event, OutgoingMessage, Output, PayRoute,
+    ResetPolicy, Timestamp,
 };
 pub use sheet::{BalanceSheet, ChainPosition, CurrencyState, OperationError, Side};
-pub use state::{Change, CurrencyConfig, Friend, NodeState};
+pub use state::{
+    Change, CurrencyConfig, FeeRate, Forward, Friend, NodeState, OpenInvoice, Payment,
+    PaymentAccount, PaymentBook, PaymentRoute, PaymentStatus, ReceivedRequest,
+};

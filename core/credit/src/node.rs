@@ -9,22 +9,25 @@
 //! `Output::events` to the application. After a restart, build the node from the stored
 //! [`NodeState`] and report every friend that comes online: the node retransmits what is needed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use offst_crypto::{Identity, SecureRngDyn};
 use offst_proto::friend::{
     FriendMessage, FriendOperation, MoveToken, MoveTokenMessage, ResetTerms,
 };
 use offst_proto::limits::{MAX_CURRENCIES_PER_FRIEND, MAX_OPERATIONS_IN_BATCH, MAX_RELAYS};
+use offst_proto::payment::{Invoice, Receipt};
 use offst_proto::{
-    Balance, Credits, Currency, PaymentId, PublicKey, RelayAddress, Signature, Text, WireMessage,
+    Balance, Credits, Currency, InvoiceId, PaymentId, PublicKey, RelayAddress, Signature, Text,
+    WireMessage,
 };
 
 use crate::channel::{
     new_reset_terms, ChannelStatus, Inconsistency, ReceiveError, TokenHolder, TokenOutcome,
 };
+use crate::payment::PaymentProofError;
 use crate::sheet::{BalanceSheet, OperationError, Side};
-use crate::state::{Change, CurrencyConfig, Friend, NodeState};
+use crate::state::{Change, CurrencyConfig, FeeRate, Friend, NodeState};
 
 /// Most friends per node. Friends are added by the user only; the bound keeps a mistaken
 /// script from growing the state without limit. Mediating nodes have tens to hundreds.
@@ -37,6 +40,26 @@ pub const MAX_QUEUED_OPERATIONS: usize = 1024;
 /// Default time after which an unanswered message is sent again (ms). Connections are reliable
 /// while they last, so this only matters for messages lost across reconnects.
 pub const DEFAULT_RETRANSMIT_AFTER_MS: u64 = 2_000;
+
+/// The fee a mediator charges per request when no rate is set for the friend it comes from.
+pub const DEFAULT_FEE: Credits = Credits(1);
+
+/// How much earlier each hop's request expires than the one it received (ms): a hop that
+/// waits to pass a request on gives up before the hop before it does.
+pub const HOP_EXPIRY_DELTA_MS: u64 = 5_000;
+
+/// How long the seller waits for every route of a payment once the buyer sent it (ms), on top
+/// of [`HOP_EXPIRY_DELTA_MS`] per mediator.
+pub const REQUEST_TIMEOUT_MS: u64 = 60_000;
+
+/// Most invoices a seller keeps (open and finished); finished ones are forgotten first.
+pub const MAX_INVOICES: usize = 1024;
+
+/// Most payment records a buyer keeps; finished ones are forgotten first.
+pub const MAX_PAYMENTS: usize = 4096;
+
+/// Most routes of one payment.
+pub const MAX_PAYMENT_ROUTES: usize = offst_proto::limits::MAX_INDEX_ROUTES;
 
 /// A point in time in milliseconds, on any monotonic clock the runtime chooses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
@@ -173,6 +196,54 @@ pub enum Command {
         /// The relays of the new node.
         relays: Vec<RelayAddress>,
     },
+    /// Creates and signs an invoice (seller). The invoice comes back in
+    /// [`Event::InvoiceCreated`]; the node collects by itself once the whole amount arrived.
+    CreateInvoice {
+        /// The currency.
+        currency: Currency,
+        /// What we must receive, fees excluded.
+        amount: Credits,
+        /// Unix ms after which the invoice must not be paid.
+        expires_at: Timestamp,
+        /// For the buyer.
+        description: Text,
+        /// Relays we listen on, for the buyer's app.
+        relays: Vec<RelayAddress>,
+    },
+    /// Cancels one of our open invoices: requests waiting for it are cancelled.
+    CancelInvoice {
+        /// The invoice.
+        invoice_id: InvoiceId,
+    },
+    /// Pays an invoice over the given routes at once (all or nothing).
+    Pay {
+        /// An id for the payment (random, chosen by the caller).
+        payment_id: PaymentId,
+        /// The seller's invoice.
+        invoice: Box<Invoice>,
+        /// The routes, each from us to the seller with what the seller receives over it; the
+        /// amounts sum to the invoice amount.
+        routes: Vec<PayRoute>,
+        /// The most we pay in fees over all routes.
+        max_fees: Credits,
+    },
+    /// Sets the fee we charge for carrying requests that arrive from a friend (`None`: the
+    /// default of [`DEFAULT_FEE`] per request).
+    SetFeeRate {
+        /// The upstream friend.
+        friend: PublicKey,
+        /// The rate.
+        rate: Option<FeeRate>,
+    },
+}
+
+/// One route of [`Command::Pay`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayRoute {
+    /// The nodes from us (first) to the seller (last).
+    pub route: Vec<PublicKey>,
+    /// What the seller receives over this route.
+    pub dest_payment: Credits,
 }
 
 /// Why a command was refused. A refused command changes nothing.
@@ -211,6 +282,27 @@ pub enum CommandError {
     /// No reset terms from the friend with this token.
     #[error("the friend has not published reset terms with this reset token")]
     NoSuchResetTerms,
+    /// The invoice is malformed or not signed by its seller.
+    #[error("invalid invoice: {0}")]
+    InvalidInvoice(#[from] PaymentProofError),
+    /// The invoice expired.
+    #[error("the invoice expired")]
+    InvoiceExpired,
+    /// This invoice is already being paid or was paid.
+    #[error("this invoice is already paid or being paid")]
+    DuplicatePayment,
+    /// A payment with this id exists.
+    #[error("a payment with this id exists")]
+    PaymentExists,
+    /// The routes do not fit the invoice.
+    #[error("invalid routes: {0}")]
+    InvalidRoutes(&'static str),
+    /// No open invoice with this id.
+    #[error("no open invoice with this id")]
+    UnknownInvoice,
+    /// Too many invoices or payment records.
+    #[error("too many open invoices or payments")]
+    TooManyPayments,
 }
 
 /// A message to send to a friend.
@@ -271,6 +363,34 @@ pub enum Event {
         /// Why.
         error: ReceiveError,
     },
+    /// We created an invoice (answer to [`Command::CreateInvoice`]): share `invoice.to_uri()`.
+    InvoiceCreated {
+        /// The signed invoice.
+        invoice: Box<Invoice>,
+    },
+    /// The whole amount of one of our invoices arrived and we collected it.
+    PaymentReceived {
+        /// The invoice.
+        invoice_id: InvoiceId,
+        /// The currency.
+        currency: Currency,
+        /// The amount received.
+        amount: Credits,
+    },
+    /// Our payment succeeded: the seller revealed its secret.
+    PaymentSucceeded {
+        /// The payment.
+        payment_id: PaymentId,
+        /// The receipt (verifiable offline with `payment::verify_receipt`).
+        receipt: Box<Receipt>,
+        /// Fees paid so far.
+        fees: Credits,
+    },
+    /// Our payment failed: every request was cancelled and the frozen credit released.
+    PaymentFailed {
+        /// The payment.
+        payment_id: PaymentId,
+    },
 }
 
 /// What one input produced. Persist `changes` (one transaction) before sending `messages`.
@@ -299,10 +419,12 @@ struct Link {
 /// The credit layer of one node.
 #[derive(Debug)]
 pub struct CreditNode {
-    identity: Identity,
+    pub(crate) identity: Identity,
     config: CreditConfig,
-    state: NodeState,
+    pub(crate) state: NodeState,
     links: BTreeMap<PublicKey, Link>,
+    /// Friends whose channel may have something to send after the current input.
+    pub(crate) touched: BTreeSet<PublicKey>,
 }
 
 impl CreditNode {
@@ -314,6 +436,7 @@ impl CreditNode {
             config,
             state,
             links: BTreeMap::new(),
+            touched: BTreeSet::new(),
         }
     }
 
@@ -349,7 +472,8 @@ impl CreditNode {
 
     /// When [`CreditNode::handle_timeout`] should next be called, if at all.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.state
+        let retransmit = self
+            .state
             .friends
             .iter()
             .filter(|(key, friend)| friend.enabled && self.is_online(key))
@@ -363,7 +487,11 @@ impl CreditNode {
                         sent.plus_ms(self.config.retransmit_after_ms)
                     })
             })
-            .min()
+            .min();
+        match (retransmit, self.payment_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Whether we sent something the friend has not answered yet (a retransmission may help).
@@ -394,10 +522,18 @@ impl CreditNode {
         rng: &mut dyn SecureRngDyn,
     ) -> Result<Output, CommandError> {
         let mut out = Output::default();
-        let touched = self.command(command, now, rng, &mut out)?;
+        self.touched.clear();
+        let touched = match self.command(command, now, rng, &mut out) {
+            Ok(touched) => touched,
+            Err(error) => {
+                self.touched.clear();
+                return Err(error);
+            }
+        };
         if let Some(friend) = touched {
             self.flush(&friend, now, rng, &mut out);
         }
+        self.flush_touched(now, rng, &mut out);
         Ok(out)
     }
 
@@ -456,6 +592,7 @@ impl CreditNode {
             }
         }
         self.flush(from, now, rng, &mut out);
+        self.flush_touched(now, rng, &mut out);
         out
     }
 
@@ -488,6 +625,7 @@ impl CreditNode {
         link.friend_wants_token = holds_token;
         self.retransmit(friend, now, &mut out);
         self.flush(friend, now, rng, &mut out);
+        self.flush_touched(now, rng, &mut out);
         out
     }
 
@@ -498,9 +636,11 @@ impl CreditNode {
         }
     }
 
-    /// Time passed: retransmits unanswered messages whose time has come.
-    pub fn handle_timeout(&mut self, now: Timestamp) -> Output {
+    /// Time passed: retransmits unanswered messages whose time has come, and cancels payment
+    /// requests whose deadline passed (the seller's, and requests still waiting to be sent).
+    pub fn handle_timeout(&mut self, now: Timestamp, rng: &mut dyn SecureRngDyn) -> Output {
         let mut out = Output::default();
+        self.payment_timeout(now, &mut out);
         let due: Vec<PublicKey> = self
             .state
             .friends
@@ -518,10 +658,24 @@ impl CreditNode {
         for friend in due {
             self.retransmit(&friend, now, &mut out);
         }
+        self.flush_touched(now, rng, &mut out);
         out
     }
 
-    fn friend_mut(&mut self, friend: &PublicKey) -> Result<&mut Friend, CommandError> {
+    /// Flushes every friend a payment step queued operations for (each flush may touch
+    /// others: a dropped request cancels upstream).
+    fn flush_touched(&mut self, now: Timestamp, rng: &mut dyn SecureRngDyn, out: &mut Output) {
+        // Each round flushes at least one friend; a flush touches at most the friends of
+        // the requests it drops, so this ends; the bound is a guard.
+        for _ in 0..MAX_FRIENDS {
+            let Some(friend) = self.touched.pop_first() else {
+                return;
+            };
+            self.flush(&friend, now, rng, out);
+        }
+    }
+
+    pub(crate) fn friend_mut(&mut self, friend: &PublicKey) -> Result<&mut Friend, CommandError> {
         self.state
             .friends
             .get_mut(friend)
@@ -529,7 +683,7 @@ impl CreditNode {
     }
 
     /// Records a change: applies it to the live state and emits it for persistence.
-    fn change(&mut self, change: Change, out: &mut Output) {
+    pub(crate) fn change(&mut self, change: Change, out: &mut Output) {
         self.state.apply(&change);
         out.changes.push(change);
     }
@@ -673,6 +827,43 @@ impl CreditNode {
             } => {
                 self.replace_friend_key(old_key, new_key, relays, rng, out)?;
                 Ok(Some(new_key))
+            }
+            Command::CreateInvoice {
+                currency,
+                amount,
+                expires_at,
+                description,
+                relays,
+            } => {
+                self.create_invoice(
+                    currency,
+                    amount,
+                    expires_at,
+                    description,
+                    relays,
+                    now,
+                    rng,
+                    out,
+                )?;
+                Ok(None)
+            }
+            Command::CancelInvoice { invoice_id } => {
+                self.cancel_invoice(invoice_id, now, out)?;
+                Ok(None)
+            }
+            Command::Pay {
+                payment_id,
+                invoice,
+                routes,
+                max_fees,
+            } => {
+                self.pay(payment_id, *invoice, routes, max_fees, now, out)?;
+                Ok(None)
+            }
+            Command::SetFeeRate { friend, rate } => {
+                self.friend_mut(&friend)?;
+                self.change(Change::SetFeeRate { friend, rate }, out);
+                Ok(None)
             }
         }
     }
@@ -876,7 +1067,7 @@ impl CreditNode {
 
     /// Sends what the friend should get now: a token if we hold it and have something to say
     /// (or the friend asked), or a request for the token.
-    fn flush(
+    pub(crate) fn flush(
         &mut self,
         key: &PublicKey,
         now: Timestamp,
@@ -937,18 +1128,32 @@ impl CreditNode {
             }
         }
         let mut dequeued = 0;
+        let mut dropped_requests = Vec::new();
         for operation in &friend.queued {
             if operations.len() >= MAX_OPERATIONS_IN_BATCH {
                 break;
             }
             dequeued += 1;
-            match sheet.apply(operation, Side::Local) {
+            let result = match operation {
+                // A request past its expiry is not carried on: the hop after us would refuse
+                // it, and the hop before us gets a cancel instead.
+                FriendOperation::RequestSendFunds(request) if request.expires_at <= now.0 => {
+                    Err(OperationError::RequestExpired)
+                }
+                _ => sheet.apply(operation, Side::Local),
+            };
+            match result {
                 Ok(()) => operations.push(operation.clone()),
-                Err(error) => out.events.push(Event::OperationDropped {
-                    friend: *key,
-                    operation: operation.clone(),
-                    error,
-                }),
+                Err(error) => {
+                    if let FriendOperation::RequestSendFunds(request) = operation {
+                        dropped_requests.push(request.as_ref().clone());
+                    }
+                    out.events.push(Event::OperationDropped {
+                        friend: *key,
+                        operation: operation.clone(),
+                        error,
+                    });
+                }
             }
         }
         let more_queued = friend.queued.len() > dequeued;
@@ -959,6 +1164,7 @@ impl CreditNode {
             // channel reaches either. Nothing is sent; the state is unchanged.
             Err(_) => return,
         };
+
         let more_sync = !sync_operations(friend, &channel.sheet).is_empty();
         if dequeued > 0 {
             self.change(
@@ -983,6 +1189,9 @@ impl CreditNode {
             friend: *key,
             operations,
         });
+        for request in &dropped_requests {
+            self.request_not_sent(key, request, now, out);
+        }
     }
 
     /// Sends again what the friend may have missed.
@@ -1039,6 +1248,7 @@ impl CreditNode {
                 Ok(TokenOutcome::Applied(operations)) => {
                     self.set_channel(key, ChannelStatus::Consistent(channel), out);
                     self.token_arrived(key, message.token_wanted);
+                    self.payment_operations_received(key, &operations, now, out);
                     out.events.push(Event::TokenReceived {
                         friend: *key,
                         operations,
@@ -1274,6 +1484,8 @@ impl CreditNode {
         for (currency, config) in adopted {
             self.set_currency_config(*key, currency, config, out);
         }
+        // A reset cancels every pending request of the channel.
+        self.payments_after_reset(key, out);
         out.events.push(Event::ChannelReset { friend: *key });
     }
 }

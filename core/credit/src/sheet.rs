@@ -62,6 +62,9 @@ pub enum OperationError {
     /// A collected amount below the seller's amount or above what was frozen.
     #[error("the collected amount is outside [destPayment, frozen]")]
     BadCollectAmount,
+    /// A payment request past its expiry is not sent.
+    #[error("the payment request expired")]
+    RequestExpired,
     /// Too many requests pending in one direction.
     #[error("at most {MAX_PENDING_REQUESTS_PER_FRIEND} payment requests may be pending")]
     TooManyRequests,

@@ -6,8 +6,11 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use offst_proto::friend::FriendOperation;
-use offst_proto::{Credits, Currency, PublicKey, RelayAddress, Text};
+use offst_proto::friend::{FriendOperation, RequestSendFunds};
+use offst_proto::payment::Invoice;
+use offst_proto::{
+    Credits, Currency, InvoiceId, PaymentId, PlainLock, PublicKey, RelayAddress, RequestId, Text,
+};
 
 use crate::channel::{ChannelStatus, TokenChannel};
 
@@ -64,11 +67,146 @@ impl Friend {
     }
 }
 
+/// Where a payment, a route of it or an invoice stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentStatus {
+    /// Requests are on their way or waiting for the seller.
+    InProgress,
+    /// The seller collected: the buyer holds a receipt.
+    Succeeded,
+    /// Every request was cancelled: all frozen credit is released, nothing was paid.
+    Cancelled,
+}
+
+/// One route of a buyer's payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRoute {
+    /// The request carrying this route.
+    pub request_id: RequestId,
+    /// The nodes from buyer to seller.
+    pub route: Vec<PublicKey>,
+    /// What the seller receives over this route.
+    pub dest_payment: Credits,
+    /// The most the mediators of this route may charge.
+    pub max_fees: Credits,
+    /// `InProgress` until the first hop collects (`Succeeded`) or cancels.
+    pub status: PaymentStatus,
+    /// What the first hop collected (the seller's amount plus the fees of this route).
+    pub paid: Credits,
+}
+
+/// A buyer's payment of one invoice: the record the store keeps and the app lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    /// Chosen by the buyer's app.
+    pub payment_id: PaymentId,
+    /// The seller's signed invoice.
+    pub invoice: Invoice,
+    /// The routes, each one request.
+    pub routes: Vec<PaymentRoute>,
+    /// The overall status.
+    pub status: PaymentStatus,
+    /// The seller's plain lock, once a route was collected: with the invoice, the receipt.
+    pub plain_lock: Option<PlainLock>,
+    /// Fees paid so far (collected minus the seller's amount, over collected routes).
+    pub fees_paid: Credits,
+    /// When the payment started (ms).
+    pub started_at: u64,
+    /// When it succeeded or was cancelled (ms).
+    pub finished_at: Option<u64>,
+}
+
+/// A request the seller received for one of its invoices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedRequest {
+    /// The friend it came from (the last mediator, or the buyer).
+    pub from: PublicKey,
+    /// Its id.
+    pub request_id: RequestId,
+    /// What it pays the seller.
+    pub dest_payment: Credits,
+    /// Its expiry (Unix ms).
+    pub expires_at: u64,
+    /// The route's length in nodes.
+    pub route_len: usize,
+}
+
+/// An invoice the seller created, with its secret and what arrived for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenInvoice {
+    /// The signed invoice.
+    pub invoice: Invoice,
+    /// The secret, revealed only by collecting once the whole amount arrived.
+    pub plain_lock: PlainLock,
+    /// `InProgress` (open), `Succeeded` (paid) or `Cancelled` (expired or cancelled).
+    pub status: PaymentStatus,
+    /// Requests received and not yet collected or cancelled.
+    pub received: Vec<ReceivedRequest>,
+    /// When it was created (ms).
+    pub created_at: u64,
+    /// When it was paid or cancelled (ms).
+    pub finished_at: Option<u64>,
+}
+
+/// A request this node carries on as a mediator: what came from upstream, to whom it went and
+/// the fee it charges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// The friend the request came from.
+    pub upstream: PublicKey,
+    /// The friend it was passed to.
+    pub downstream: PublicKey,
+    /// The request as received from upstream.
+    pub request: RequestSendFunds,
+    /// Our fee, added to what we collect upstream.
+    pub fee: Credits,
+}
+
+/// A mediator's price for requests arriving from one friend: `flat + dest * per_million / 10^6`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeeRate {
+    /// Proportional part, in millionths of the seller's amount.
+    pub per_million: u32,
+    /// Flat part.
+    pub flat: Credits,
+}
+
+/// Per currency: what this node earned and paid in fees and received and sent as payments.
+/// Over all nodes, `fees_earned - fees_paid + received - sent` sums to zero per currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PaymentAccount {
+    /// Fees earned as a mediator.
+    pub fees_earned: Credits,
+    /// Fees paid as a buyer.
+    pub fees_paid: Credits,
+    /// Invoice amounts received as a seller.
+    pub received: Credits,
+    /// Invoice amounts paid as a buyer (fees excluded).
+    pub sent: Credits,
+}
+
+/// Everything about multi-hop payments that the node persists.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PaymentBook {
+    /// The seller's invoices (at most `crate::node::MAX_INVOICES`).
+    pub invoices: BTreeMap<InvoiceId, OpenInvoice>,
+    /// The buyer's payments (at most `crate::node::MAX_PAYMENTS`).
+    pub payments: BTreeMap<PaymentId, Payment>,
+    /// Requests carried as a mediator, by request id (bounded by the per-friend request cap).
+    pub forwards: BTreeMap<RequestId, Forward>,
+    /// Fee rates per upstream friend (absent: `crate::node::DEFAULT_FEE` flat).
+    pub rates: BTreeMap<PublicKey, FeeRate>,
+    /// Accounting per currency.
+    pub accounts: BTreeMap<Currency, PaymentAccount>,
+}
+
 /// Everything the credit layer persists.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NodeState {
     /// Friends by public key.
     pub friends: BTreeMap<PublicKey, Friend>,
+    /// Invoices, payments, forwarded requests, fee rates and accounts.
+    pub payments: PaymentBook,
 }
 
 /// One persisted state change. Applying the changes of a step, in order, to the state before
@@ -130,6 +268,41 @@ pub enum Change {
         /// How many.
         count: usize,
     },
+    /// A seller's invoice was created or changed (`None`: forgotten).
+    SetInvoice {
+        /// The invoice.
+        invoice_id: InvoiceId,
+        /// Its new record.
+        invoice: Option<Box<OpenInvoice>>,
+    },
+    /// A buyer's payment record was created or changed (`None`: forgotten).
+    SetPayment {
+        /// The payment.
+        payment_id: PaymentId,
+        /// Its new record.
+        payment: Option<Box<Payment>>,
+    },
+    /// A mediator started (`Some`) or finished (`None`) carrying a request.
+    SetForward {
+        /// The request.
+        request_id: RequestId,
+        /// The forward.
+        forward: Option<Box<Forward>>,
+    },
+    /// The fee rate for requests from a friend (`None`: the default).
+    SetFeeRate {
+        /// The upstream friend.
+        friend: PublicKey,
+        /// The rate.
+        rate: Option<FeeRate>,
+    },
+    /// The payment account of a currency changed.
+    SetAccount {
+        /// The currency.
+        currency: Currency,
+        /// The new totals.
+        account: PaymentAccount,
+    },
 }
 
 impl NodeState {
@@ -190,6 +363,56 @@ impl NodeState {
                     let count = (*count).min(entry.queued.len());
                     entry.queued.drain(..count);
                 }
+            }
+            Change::SetInvoice {
+                invoice_id,
+                invoice,
+            } => match invoice {
+                Some(invoice) => {
+                    self.payments
+                        .invoices
+                        .insert(*invoice_id, invoice.as_ref().clone());
+                }
+                None => {
+                    self.payments.invoices.remove(invoice_id);
+                }
+            },
+            Change::SetPayment {
+                payment_id,
+                payment,
+            } => match payment {
+                Some(payment) => {
+                    self.payments
+                        .payments
+                        .insert(*payment_id, payment.as_ref().clone());
+                }
+                None => {
+                    self.payments.payments.remove(payment_id);
+                }
+            },
+            Change::SetForward {
+                request_id,
+                forward,
+            } => match forward {
+                Some(forward) => {
+                    self.payments
+                        .forwards
+                        .insert(*request_id, forward.as_ref().clone());
+                }
+                None => {
+                    self.payments.forwards.remove(request_id);
+                }
+            },
+            Change::SetFeeRate { friend, rate } => match rate {
+                Some(rate) => {
+                    self.payments.rates.insert(*friend, *rate);
+                }
+                None => {
+                    self.payments.rates.remove(friend);
+                }
+            },
+            Change::SetAccount { currency, account } => {
+                self.payments.accounts.insert(currency.clone(), *account);
             }
         }
     }

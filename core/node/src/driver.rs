@@ -113,7 +113,7 @@ impl Driver {
                 },
                 Some(event) = self.link_events.recv() => self.handle_link_event(event),
                 () = sleep => {
-                    let output = self.credit.handle_timeout(now());
+                    let output = self.credit.handle_timeout(now(), &mut OsRng);
                     self.step(output, Vec::new());
                 }
             }

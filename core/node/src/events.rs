@@ -83,8 +83,63 @@ pub(crate) fn from_credit(event: &Event) -> Vec<NewEvent> {
             log::warn!("message from {friend} rejected: {error}");
             Vec::new()
         }
+        Event::InvoiceCreated { invoice } => vec![payment_event(
+            "invoice_created",
+            None,
+            json!({
+                "invoice_id": invoice.invoice_id.to_string(),
+                "invoice": invoice.to_uri(),
+                "currency": invoice.currency.as_str(),
+                "amount": invoice.amount.0.to_string(),
+            }),
+        )],
+        Event::PaymentReceived {
+            invoice_id,
+            currency,
+            amount,
+        } => vec![payment_event(
+            "payment_received",
+            Some("succeeded"),
+            json!({
+                "invoice_id": invoice_id.to_string(),
+                "currency": currency.as_str(),
+                "amount": amount.0.to_string(),
+            }),
+        )],
+        Event::PaymentSucceeded {
+            payment_id,
+            receipt,
+            fees,
+        } => vec![payment_event(
+            "payment_succeeded",
+            Some("succeeded"),
+            json!({
+                "payment_id": payment_id.to_string(),
+                "invoice_id": receipt.invoice.invoice_id.to_string(),
+                "currency": receipt.invoice.currency.as_str(),
+                "amount": receipt.invoice.amount.0.to_string(),
+                "fees": fees.0.to_string(),
+                "receipt": receipt.to_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            }),
+        )],
+        Event::PaymentFailed { payment_id } => vec![payment_event(
+            "payment_failed",
+            Some("failed"),
+            json!({ "payment_id": payment_id.to_string() }),
+        )],
         #[allow(unreachable_patterns)]
         _ => Vec::new(),
+    }
+}
+
+/// A payment event: about a payment, not one friend.
+fn payment_event(kind: &str, status: Option<&str>, payload: serde_json::Value) -> NewEvent {
+    NewEvent {
+        timestamp_ms: now().0,
+        kind: kind.into(),
+        friend: None,
+        status: status.map(str::to_owned),
+        payload,
     }
 }
 

@@ -10,15 +10,18 @@ use std::collections::VecDeque;
 
 use offst_credit::sheet::{PendingRequest, MAX_PENDING_REQUESTS_PER_FRIEND};
 use offst_credit::{
-    BalanceSheet, ChainPosition, ChannelStatus, CurrencyState, Inconsistency, Side, TokenChannel,
-    TokenHolder,
+    BalanceSheet, ChainPosition, ChannelStatus, CurrencyState, FeeRate, Forward, Inconsistency,
+    OpenInvoice, Payment, PaymentAccount, PaymentRoute, PaymentStatus, ReceivedRequest, Side,
+    TokenChannel, TokenHolder,
 };
 use offst_proto::canonical::CanonicalWriter;
 use offst_proto::friend::{
-    FriendMessage, FriendOperation, MoveToken, MoveTokenMessage, ResetTerms,
+    FriendMessage, FriendOperation, MoveToken, MoveTokenMessage, RequestSendFunds, ResetTerms,
 };
+use offst_proto::payment::Invoice;
 use offst_proto::{
-    Balance, Credits, Currency, NetAddress, PublicKey, RelayAddress, Signature, WireMessage,
+    Balance, Credits, Currency, NetAddress, PaymentId, PlainLock, PublicKey, RelayAddress,
+    RequestId, Signature, WireMessage,
 };
 
 use crate::error::StoreError;
@@ -397,4 +400,243 @@ pub(crate) fn decode_operation(bytes: &[u8]) -> Result<FriendOperation, StoreErr
             "operation envelope must hold exactly one operation",
         )),
     }
+}
+
+// ---- payment records (settings rows under `credit/...`, see `ledger.rs`) ----
+
+const PAYMENT_TAG: &[u8] = b"offst/v1/store/payment";
+const INVOICE_TAG: &[u8] = b"offst/v1/store/invoice";
+const FORWARD_TAG: &[u8] = b"offst/v1/store/forward";
+const FEE_RATE_TAG: &[u8] = b"offst/v1/store/fee-rate";
+const ACCOUNT_TAG: &[u8] = b"offst/v1/store/account";
+
+/// Most routes or received requests one stored record may hold.
+const MAX_STORED_ROUTES: usize = 1024;
+
+fn write_status(writer: &mut CanonicalWriter, status: PaymentStatus) {
+    writer.u8(match status {
+        PaymentStatus::InProgress => 0,
+        PaymentStatus::Succeeded => 1,
+        PaymentStatus::Cancelled => 2,
+    });
+}
+
+fn read_status(reader: &mut ByteReader<'_>) -> Result<PaymentStatus, StoreError> {
+    match reader.u8()? {
+        0 => Ok(PaymentStatus::InProgress),
+        1 => Ok(PaymentStatus::Succeeded),
+        2 => Ok(PaymentStatus::Cancelled),
+        _ => Err(invalid("bad payment status")),
+    }
+}
+
+fn read_invoice(reader: &mut ByteReader<'_>) -> Result<Invoice, StoreError> {
+    Invoice::from_uri(reader.text()?).map_err(|err| invalid(&err.to_string()))
+}
+
+fn write_u64_option(writer: &mut CanonicalWriter, value: Option<u64>) {
+    writer.option(value.as_ref(), |w, v| {
+        w.u64(*v);
+    });
+}
+
+fn request_from(bytes: &[u8]) -> Result<RequestSendFunds, StoreError> {
+    match decode_operation(bytes)? {
+        FriendOperation::RequestSendFunds(request) => Ok(*request),
+        _ => Err(invalid("expected a payment request")),
+    }
+}
+
+fn request_bytes(request: &RequestSendFunds) -> Vec<u8> {
+    encode_operation(&FriendOperation::RequestSendFunds(Box::new(
+        request.clone(),
+    )))
+}
+
+fn read_key_list(reader: &mut ByteReader<'_>) -> Result<Vec<PublicKey>, StoreError> {
+    let count = reader.u32()? as usize;
+    if count > offst_proto::limits::MAX_ROUTE_LEN {
+        return Err(invalid("route too long"));
+    }
+    (0..count).map(|_| reader.public_key()).collect()
+}
+
+/// Encodes a buyer's payment record.
+pub(crate) fn encode_payment(payment: &Payment) -> Vec<u8> {
+    let mut writer = CanonicalWriter::new(PAYMENT_TAG);
+    writer
+        .fixed(payment.payment_id.as_bytes())
+        .text(&payment.invoice.to_uri())
+        .list_len(payment.routes.len());
+    for route in &payment.routes {
+        writer
+            .fixed(route.request_id.as_bytes())
+            .list_len(route.route.len());
+        for node in &route.route {
+            writer.fixed(node.as_bytes());
+        }
+        writer.u128(route.dest_payment.0).u128(route.max_fees.0);
+        write_status(&mut writer, route.status);
+        writer.u128(route.paid.0);
+    }
+    write_status(&mut writer, payment.status);
+    writer.option(payment.plain_lock.as_ref(), |w, lock| {
+        w.fixed(lock.as_bytes());
+    });
+    writer.u128(payment.fees_paid.0).u64(payment.started_at);
+    write_u64_option(&mut writer, payment.finished_at);
+    writer.finish()
+}
+
+/// Decodes a buyer's payment record.
+pub(crate) fn decode_payment(bytes: &[u8]) -> Result<Payment, StoreError> {
+    let mut reader = ByteReader::new(bytes, PAYMENT_TAG)?;
+    let payment_id = PaymentId::from_bytes(reader.array()?);
+    let invoice = read_invoice(&mut reader)?;
+    let count = reader.u32()? as usize;
+    if count > MAX_STORED_ROUTES {
+        return Err(invalid("too many routes"));
+    }
+    let mut routes = Vec::with_capacity(count);
+    for _ in 0..count {
+        routes.push(PaymentRoute {
+            request_id: RequestId::from_bytes(reader.array()?),
+            route: read_key_list(&mut reader)?,
+            dest_payment: reader.credits()?,
+            max_fees: reader.credits()?,
+            status: read_status(&mut reader)?,
+            paid: reader.credits()?,
+        });
+    }
+    let payment = Payment {
+        payment_id,
+        invoice,
+        routes,
+        status: read_status(&mut reader)?,
+        plain_lock: reader.option(|r| Ok(PlainLock::from_bytes(r.array()?)))?,
+        fees_paid: reader.credits()?,
+        started_at: reader.u64()?,
+        finished_at: reader.option(ByteReader::u64)?,
+    };
+    reader.finish()?;
+    Ok(payment)
+}
+
+/// Encodes a seller's invoice record.
+pub(crate) fn encode_invoice(record: &OpenInvoice) -> Vec<u8> {
+    let mut writer = CanonicalWriter::new(INVOICE_TAG);
+    writer
+        .text(&record.invoice.to_uri())
+        .fixed(record.plain_lock.as_bytes());
+    write_status(&mut writer, record.status);
+    writer.list_len(record.received.len());
+    for received in &record.received {
+        writer
+            .fixed(received.from.as_bytes())
+            .fixed(received.request_id.as_bytes())
+            .u128(received.dest_payment.0)
+            .u64(received.expires_at)
+            .u64(received.route_len as u64);
+    }
+    writer.u64(record.created_at);
+    write_u64_option(&mut writer, record.finished_at);
+    writer.finish()
+}
+
+/// Decodes a seller's invoice record.
+pub(crate) fn decode_invoice(bytes: &[u8]) -> Result<OpenInvoice, StoreError> {
+    let mut reader = ByteReader::new(bytes, INVOICE_TAG)?;
+    let invoice = read_invoice(&mut reader)?;
+    let plain_lock = PlainLock::from_bytes(reader.array()?);
+    let status = read_status(&mut reader)?;
+    let count = reader.u32()? as usize;
+    if count > MAX_STORED_ROUTES {
+        return Err(invalid("too many received requests"));
+    }
+    let mut received = Vec::with_capacity(count);
+    for _ in 0..count {
+        received.push(ReceivedRequest {
+            from: reader.public_key()?,
+            request_id: RequestId::from_bytes(reader.array()?),
+            dest_payment: reader.credits()?,
+            expires_at: reader.u64()?,
+            route_len: usize::try_from(reader.u64()?).map_err(|_| invalid("route length"))?,
+        });
+    }
+    let record = OpenInvoice {
+        invoice,
+        plain_lock,
+        status,
+        received,
+        created_at: reader.u64()?,
+        finished_at: reader.option(ByteReader::u64)?,
+    };
+    reader.finish()?;
+    Ok(record)
+}
+
+/// Encodes a mediator's forward.
+pub(crate) fn encode_forward(forward: &Forward) -> Vec<u8> {
+    let mut writer = CanonicalWriter::new(FORWARD_TAG);
+    writer
+        .fixed(forward.upstream.as_bytes())
+        .fixed(forward.downstream.as_bytes())
+        .bytes(&request_bytes(&forward.request))
+        .u128(forward.fee.0);
+    writer.finish()
+}
+
+/// Decodes a mediator's forward.
+pub(crate) fn decode_forward(bytes: &[u8]) -> Result<Forward, StoreError> {
+    let mut reader = ByteReader::new(bytes, FORWARD_TAG)?;
+    let forward = Forward {
+        upstream: reader.public_key()?,
+        downstream: reader.public_key()?,
+        request: request_from(reader.bytes_field()?)?,
+        fee: reader.credits()?,
+    };
+    reader.finish()?;
+    Ok(forward)
+}
+
+/// Encodes a fee rate.
+pub(crate) fn encode_fee_rate(rate: &FeeRate) -> Vec<u8> {
+    let mut writer = CanonicalWriter::new(FEE_RATE_TAG);
+    writer.u32(rate.per_million).u128(rate.flat.0);
+    writer.finish()
+}
+
+/// Decodes a fee rate.
+pub(crate) fn decode_fee_rate(bytes: &[u8]) -> Result<FeeRate, StoreError> {
+    let mut reader = ByteReader::new(bytes, FEE_RATE_TAG)?;
+    let rate = FeeRate {
+        per_million: reader.u32()?,
+        flat: reader.credits()?,
+    };
+    reader.finish()?;
+    Ok(rate)
+}
+
+/// Encodes a payment account.
+pub(crate) fn encode_account(account: &PaymentAccount) -> Vec<u8> {
+    let mut writer = CanonicalWriter::new(ACCOUNT_TAG);
+    writer
+        .u128(account.fees_earned.0)
+        .u128(account.fees_paid.0)
+        .u128(account.received.0)
+        .u128(account.sent.0);
+    writer.finish()
+}
+
+/// Decodes a payment account.
+pub(crate) fn decode_account(bytes: &[u8]) -> Result<PaymentAccount, StoreError> {
+    let mut reader = ByteReader::new(bytes, ACCOUNT_TAG)?;
+    let account = PaymentAccount {
+        fees_earned: reader.credits()?,
+        fees_paid: reader.credits()?,
+        received: reader.credits()?,
+        sent: reader.credits()?,
+    };
+    reader.finish()?;
+    Ok(account)
 }

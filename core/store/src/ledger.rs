@@ -3,12 +3,14 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use offst_credit::{Change, ChannelStatus, CurrencyConfig, Friend, NodeState};
+use offst_credit::{Change, ChannelStatus, CurrencyConfig, Friend, NodeState, PaymentBook};
 use offst_proto::{Credits, Currency, PublicKey, Text};
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::codec::{
-    decode_channel, decode_operation, decode_relays, encode_channel, encode_operation,
+    decode_account, decode_channel, decode_fee_rate, decode_forward, decode_invoice,
+    decode_operation, decode_payment, decode_relays, encode_account, encode_channel,
+    encode_fee_rate, encode_forward, encode_invoice, encode_operation, encode_payment,
     encode_relays,
 };
 use crate::events::{EventQuery, NewEvent, StoredEvent};
@@ -208,8 +210,109 @@ fn apply_change(tx: &Transaction<'_>, change: &Change) -> Result<(), StoreError>
                 params![friend.as_bytes(), *count as i64],
             )?;
         }
+        Change::SetInvoice {
+            invoice_id,
+            invoice,
+        } => put_record(
+            tx,
+            &format!("{INVOICE_PREFIX}{}", hex(invoice_id.as_bytes())),
+            invoice.as_deref().map(encode_invoice),
+        )?,
+        Change::SetPayment {
+            payment_id,
+            payment,
+        } => put_record(
+            tx,
+            &format!("{PAYMENT_PREFIX}{}", hex(payment_id.as_bytes())),
+            payment.as_deref().map(encode_payment),
+        )?,
+        Change::SetForward {
+            request_id,
+            forward,
+        } => put_record(
+            tx,
+            &format!("{FORWARD_PREFIX}{}", hex(request_id.as_bytes())),
+            forward.as_deref().map(encode_forward),
+        )?,
+        Change::SetFeeRate { friend, rate } => put_record(
+            tx,
+            &format!("{FEE_RATE_PREFIX}{}", hex(friend.as_bytes())),
+            rate.as_ref().map(encode_fee_rate),
+        )?,
+        Change::SetAccount { currency, account } => put_record(
+            tx,
+            &format!("{ACCOUNT_PREFIX}{}", currency.as_str()),
+            Some(encode_account(account)),
+        )?,
     }
     Ok(())
+}
+
+/// Payment records live in the settings table under these key prefixes (one row each).
+const INVOICE_PREFIX: &str = "credit/invoice/";
+const PAYMENT_PREFIX: &str = "credit/payment/";
+const FORWARD_PREFIX: &str = "credit/forward/";
+const FEE_RATE_PREFIX: &str = "credit/fee-rate/";
+const ACCOUNT_PREFIX: &str = "credit/account/";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn unhex<const N: usize>(text: &str) -> Result<[u8; N], StoreError> {
+    let mut out = [0u8; N];
+    if text.len() != 2 * N || !text.is_ascii() {
+        return Err(invalid("bad record key"));
+    }
+    for (index, byte) in out.iter_mut().enumerate() {
+        let pair = text
+            .get(2 * index..2 * index + 2)
+            .ok_or_else(|| invalid("bad record key"))?;
+        *byte = u8::from_str_radix(pair, 16).map_err(|_| invalid("bad record key"))?;
+    }
+    Ok(out)
+}
+
+fn put_record(tx: &Transaction<'_>, key: &str, value: Option<Vec<u8>>) -> Result<(), StoreError> {
+    match value {
+        Some(value) => tx.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?,
+        None => tx.execute("DELETE FROM settings WHERE key = ?1", [key])?,
+    };
+    Ok(())
+}
+
+fn load_payment_book(conn: &rusqlite::Connection) -> Result<PaymentBook, StoreError> {
+    let mut book = PaymentBook::default();
+    let mut statement =
+        conn.prepare("SELECT key, value FROM settings WHERE key LIKE 'credit/%'")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let key: String = row.get(0)?;
+        let value: Vec<u8> = row.get(1)?;
+        if let Some(id) = key.strip_prefix(INVOICE_PREFIX) {
+            let record = decode_invoice(&value)?;
+            let _: [u8; 32] = unhex(id)?;
+            book.invoices.insert(record.invoice.invoice_id, record);
+        } else if let Some(id) = key.strip_prefix(PAYMENT_PREFIX) {
+            let _: [u8; 16] = unhex(id)?;
+            let payment = decode_payment(&value)?;
+            book.payments.insert(payment.payment_id, payment);
+        } else if let Some(id) = key.strip_prefix(FORWARD_PREFIX) {
+            let id = offst_proto::RequestId::from_bytes(unhex(id)?);
+            book.forwards.insert(id, decode_forward(&value)?);
+        } else if let Some(key) = key.strip_prefix(FEE_RATE_PREFIX) {
+            let friend = PublicKey::from_bytes(unhex(key)?);
+            book.rates.insert(friend, decode_fee_rate(&value)?);
+        } else if let Some(currency) = key.strip_prefix(ACCOUNT_PREFIX) {
+            let currency = Currency::new(currency).map_err(|e| invalid(e.to_string()))?;
+            book.accounts.insert(currency, decode_account(&value)?);
+        }
+    }
+    Ok(book)
 }
 
 fn insert_event(tx: &Transaction<'_>, event: &NewEvent) -> Result<(), StoreError> {
@@ -321,7 +424,10 @@ impl Store for SqliteStore {
                 .queued
                 .push_back(operation);
         }
-        Ok(NodeState { friends })
+        Ok(NodeState {
+            friends,
+            payments: load_payment_book(&self.conn)?,
+        })
     }
 
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

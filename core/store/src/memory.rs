@@ -27,7 +27,12 @@ impl MemoryStore {
 /// that does not exist is a bug in the caller.
 pub(crate) fn check_change(state: &NodeState, change: &Change) -> Result<(), StoreError> {
     let friend = match change {
-        Change::AddFriend(_) => return Ok(()),
+        Change::AddFriend(_)
+        | Change::SetInvoice { .. }
+        | Change::SetPayment { .. }
+        | Change::SetForward { .. }
+        | Change::SetAccount { .. } => return Ok(()),
+        Change::SetFeeRate { friend, .. } => friend,
         Change::RemoveFriend(friend)
         | Change::SetFriendName { friend, .. }
         | Change::SetFriendRelays { friend, .. }

@@ -512,7 +512,7 @@ impl SimNetwork {
         self.clock.advance(ms);
         let now = self.now();
         for index in 0..self.nodes.len() {
-            let output = self.nodes[index].node.handle_timeout(now);
+            let output = self.nodes[index].node.handle_timeout(now, &mut self.rng);
             let _ = self.route(NodeId(index), output);
         }
     }
@@ -744,6 +744,10 @@ fn short_event(event: &Event) -> String {
         ),
         Event::ChannelReset { .. } => "reset".to_owned(),
         Event::MessageRejected { error, .. } => format!("rejected: {error:?}"),
+        Event::InvoiceCreated { .. } => "invoice created".to_owned(),
+        Event::PaymentReceived { amount, .. } => format!("payment received ({amount})"),
+        Event::PaymentSucceeded { fees, .. } => format!("payment succeeded (fees {fees})"),
+        Event::PaymentFailed { .. } => "payment failed".to_owned(),
     }
 }
 
