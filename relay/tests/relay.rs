@@ -26,11 +26,13 @@ fn relay_identity() -> Identity {
     identity(200)
 }
 
+/// Short limits so the suite is fast, with margins so a loaded CI machine does not make the
+/// honest flows (which need a few handshakes within the half-open timeout) flaky.
 fn test_limits() -> Limits {
     Limits {
-        half_open_timeout_ms: 400,
-        handshake_timeout_ms: 500,
-        first_message_timeout_ms: 500,
+        half_open_timeout_ms: 3000,
+        handshake_timeout_ms: 2000,
+        first_message_timeout_ms: 1000,
         idle_timeout_secs: 5,
         tunnel_idle_timeout_secs: 5,
         ..Limits::default()
@@ -70,7 +72,7 @@ fn client_config() -> RelayClientConfig {
             max: Duration::from_millis(400),
         },
         dial_timeout: Duration::from_secs(1),
-        tunnel_timeout: Duration::from_secs(2),
+        tunnel_timeout: Duration::from_secs(4),
         local_address: None,
     }
 }
@@ -232,18 +234,26 @@ async fn node_silent_after_the_handshake_is_closed_after_the_first_message_timeo
     let limits = test_limits();
     let (relay, address) = start_relay(limits).await;
     let stream = tcp::dial(address.address.as_str(), WAIT).await.unwrap();
+    // Our own idle timeout is far longer than the relay's first-message timeout.
+    let patient = SecureConfig {
+        idle_timeout: WAIT,
+        ..client_config().secure
+    };
     let mut silent = secure::connect(
         stream,
         &identity(1),
         Some(address.public_key),
-        &client_config().secure,
+        &patient,
         &mut OsRng,
     )
     .await
     .unwrap();
     let started = std::time::Instant::now();
     let closed = tokio::time::timeout(WAIT, silent.recv_without_keepalive()).await;
-    assert!(matches!(closed, Ok(Ok(None)) | Ok(Err(_))), "{closed:?}");
+    assert!(
+        matches!(closed, Ok(Ok(None)) | Ok(Err(offst_net::NetError::Io(_)))),
+        "{closed:?}"
+    );
     assert!(started.elapsed() >= limits.first_message_timeout());
     assert_eq!(relay.metrics().protocol_errors.get(), 1);
     relay.shutdown().await;
@@ -251,7 +261,10 @@ async fn node_silent_after_the_handshake_is_closed_after_the_first_message_timeo
 
 #[tokio::test]
 async fn half_open_tunnel_expires_when_the_listener_never_accepts() {
-    let limits = test_limits();
+    let limits = Limits {
+        half_open_timeout_ms: 300,
+        ..test_limits()
+    };
     let (relay, address) = start_relay(limits).await;
     let (alice, bob) = (identity(1), identity(2));
     // Bob listens but ignores every announcement.

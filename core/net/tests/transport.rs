@@ -14,11 +14,13 @@ fn identity(seed: u8) -> Identity {
     Identity::from_seed([seed; 32])
 }
 
+/// Short timeouts so the suite is fast, with margins (keepalive a fifth of the idle timeout,
+/// seconds for handshakes) so a loaded CI machine does not make them flaky.
 fn fast_config() -> SecureConfig {
     SecureConfig {
-        handshake_timeout: Duration::from_millis(500),
-        keepalive_interval: Duration::from_millis(50),
-        idle_timeout: Duration::from_millis(250),
+        handshake_timeout: Duration::from_secs(2),
+        keepalive_interval: Duration::from_millis(80),
+        idle_timeout: Duration::from_millis(400),
         write_timeout: Duration::from_secs(2),
         ..SecureConfig::default()
     }
@@ -179,12 +181,18 @@ async fn truncated_frame_is_a_typed_error() {
 
 #[tokio::test]
 async fn silent_client_hits_the_handshake_timeout() {
-    let result = server_result_for(fast_config(), |mut raw| {
-        tokio::spawn(async move {
-            let _ = raw.write_all(&[0, 0]).await;
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        })
-    })
+    let result = server_result_for(
+        SecureConfig {
+            handshake_timeout: Duration::from_millis(300),
+            ..fast_config()
+        },
+        |mut raw| {
+            tokio::spawn(async move {
+                let _ = raw.write_all(&[0, 0]).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            })
+        },
+    )
     .await;
     assert!(matches!(result, Err(NetError::HandshakeTimeout(_))));
 }
