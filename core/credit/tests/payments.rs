@@ -258,3 +258,277 @@ fn a_two_hop_payment_pays_the_seller_and_one_credit_to_the_mediator() {
 fn a_six_hop_payment_pays_one_credit_per_mediator() {
     pays_over_a_chain(7);
 }
+
+#[test]
+fn a_limit_exceeded_mid_route_cancels_the_payment_and_releases_every_frozen_credit() {
+    let (mut net, nodes) = chain(22, 4, 1_000);
+    let (buyer, m1, m2, seller) = (nodes[0], nodes[1], nodes[2], nodes[3]);
+    // The seller lets the second mediator owe only 50.
+    set_limit(&mut net, seller, m2, 50);
+    net.settle().unwrap();
+    let invoice = invoice_of(&mut net, seller, 100, 3_600_000);
+    let payment_id = pay(&mut net, buyer, &invoice, vec![(nodes.clone(), 100)], 10).unwrap();
+    while net.deliver(0) {
+        net.check_invariants().unwrap();
+    }
+    net.settle().unwrap();
+    net.check_invariants().unwrap();
+    assert_eq!(
+        payment_status(&net, buyer, &payment_id),
+        PaymentStatus::Cancelled
+    );
+    assert!(net
+        .take_events(buyer)
+        .iter()
+        .any(|event| matches!(event, Event::PaymentFailed { .. })));
+    assert!(nothing_frozen(&net, &nodes));
+    for node in [buyer, m1, m2, seller] {
+        assert_eq!(net_position(&net, node, &nodes), 0);
+    }
+    assert!(net.node(m1).state().payments.forwards.is_empty());
+    // The buyer may try again after a failure (e.g. over another route).
+    set_limit(&mut net, seller, m2, 1_000);
+    net.settle().unwrap();
+    let retry = pay(&mut net, buyer, &invoice, vec![(nodes.clone(), 100)], 10).unwrap();
+    net.settle().unwrap();
+    assert_eq!(
+        payment_status(&net, buyer, &retry),
+        PaymentStatus::Succeeded
+    );
+}
+
+#[test]
+fn a_seller_offline_past_the_expiry_cancels_when_back_and_every_credit_is_released() {
+    let (mut net, nodes) = chain(23, 3, 1_000);
+    let (buyer, mediator, seller) = (nodes[0], nodes[1], nodes[2]);
+    let invoice = invoice_of(&mut net, seller, 40, 3_600_000);
+    // The request reaches the mediator, which passes it on; the seller goes offline and the
+    // token carrying the request is lost.
+    let payment_id = pay(&mut net, buyer, &invoice, vec![(nodes.clone(), 40)], 5).unwrap();
+    let to_seller = |net: &SimNetwork| {
+        net.in_flight()
+            .iter()
+            .any(|envelope| envelope.from == mediator && envelope.to == seller)
+    };
+    let mut steps = 0;
+    while !to_seller(&net) && net.deliver(0) {
+        steps += 1;
+        assert!(steps < 100);
+    }
+    assert!(net.node(mediator).state().payments.forwards.len() == 1);
+    net.partition(mediator, seller);
+    net.deliver_all(1_000);
+    net.check_invariants().unwrap();
+    assert_eq!(
+        payment_status(&net, buyer, &payment_id),
+        PaymentStatus::InProgress
+    );
+    // Long after every expiry, the seller comes back.
+    net.advance(10 * 60_000);
+    net.heal(mediator, seller);
+    net.settle().unwrap();
+    net.check_invariants().unwrap();
+    assert_eq!(
+        payment_status(&net, buyer, &payment_id),
+        PaymentStatus::Cancelled
+    );
+    assert!(nothing_frozen(&net, &nodes));
+    for node in &nodes {
+        assert_eq!(net_position(&net, *node, &nodes), 0);
+    }
+}
+
+#[test]
+fn a_request_for_an_offline_next_hop_is_cancelled_upstream_at_once() {
+    let (mut net, nodes) = chain(24, 3, 1_000);
+    let (buyer, mediator, seller) = (nodes[0], nodes[1], nodes[2]);
+    let invoice = invoice_of(&mut net, seller, 40, 3_600_000);
+    net.partition(mediator, seller);
+    let payment_id = pay(&mut net, buyer, &invoice, vec![(nodes.clone(), 40)], 5).unwrap();
+    while net.deliver(0) {
+        net.check_invariants().unwrap();
+    }
+    assert_eq!(
+        payment_status(&net, buyer, &payment_id),
+        PaymentStatus::Cancelled
+    );
+    assert!(nothing_frozen(&net, &[buyer, mediator]));
+    assert!(net.node(mediator).state().payments.forwards.is_empty());
+}
+
+#[test]
+fn a_payment_over_two_routes_succeeds_when_both_arrive() {
+    let mut net = SimNetwork::new(25);
+    let nodes: Vec<NodeId> = (0..4)
+        .map(|_| net.add_node(CreditConfig::default()))
+        .collect();
+    let (buyer, m1, m2, seller) = (nodes[0], nodes[1], nodes[2], nodes[3]);
+    for (a, b) in [(buyer, m1), (m1, seller), (buyer, m2), (m2, seller)] {
+        net.befriend(a, b).unwrap();
+    }
+    net.settle().unwrap();
+    for (creditor, debtor) in [(m1, buyer), (seller, m1), (m2, buyer), (seller, m2)] {
+        set_limit(&mut net, creditor, debtor, 60);
+    }
+    net.settle().unwrap();
+    let invoice = invoice_of(&mut net, seller, 100, 3_600_000);
+    // Neither route alone could carry 100.
+    let payment_id = pay(
+        &mut net,
+        buyer,
+        &invoice,
+        vec![(vec![buyer, m1, seller], 50), (vec![buyer, m2, seller], 50)],
+        4,
+    )
+    .unwrap();
+    while net.deliver(0) {
+        net.check_invariants().unwrap();
+    }
+    net.settle().unwrap();
+    net.check_invariants().unwrap();
+    assert_eq!(
+        payment_status(&net, buyer, &payment_id),
+        PaymentStatus::Succeeded
+    );
+    verify_receipt(&receipt_of(&mut net, buyer).unwrap()).unwrap();
+    assert_eq!(net_position(&net, seller, &nodes), 100);
+    assert_eq!(net_position(&net, buyer, &nodes), -102);
+    assert_eq!(net_position(&net, m1, &nodes), 1);
+    assert_eq!(net_position(&net, m2, &nodes), 1);
+    assert!(nothing_frozen(&net, &nodes));
+}
+
+#[test]
+fn a_payment_over_two_routes_pays_nothing_when_one_route_fails() {
+    let mut net = SimNetwork::new(26);
+    let nodes: Vec<NodeId> = (0..4)
+        .map(|_| net.add_node(CreditConfig::default()))
+        .collect();
+    let (buyer, m1, m2, seller) = (nodes[0], nodes[1], nodes[2], nodes[3]);
+    for (a, b) in [(buyer, m1), (m1, seller), (buyer, m2), (m2, seller)] {
+        net.befriend(a, b).unwrap();
+    }
+    net.settle().unwrap();
+    for (creditor, debtor) in [(m1, buyer), (seller, m1), (m2, buyer)] {
+        set_limit(&mut net, creditor, debtor, 60);
+    }
+    // The seller lets m2 owe only 10: the second route fails at m2.
+    set_limit(&mut net, seller, m2, 10);
+    net.settle().unwrap();
+    let invoice = invoice_of(&mut net, seller, 100, 3_600_000);
+    let payment_id = pay(
+        &mut net,
+        buyer,
+        &invoice,
+        vec![(vec![buyer, m1, seller], 50), (vec![buyer, m2, seller], 50)],
+        4,
+    )
+    .unwrap();
+    while net.deliver(0) {
+        net.check_invariants().unwrap();
+    }
+    // The first route waits at the seller, which never reveals its secret for half the amount.
+    assert_eq!(
+        payment_status(&net, buyer, &payment_id),
+        PaymentStatus::InProgress
+    );
+    net.settle().unwrap();
+    net.check_invariants().unwrap();
+    assert_eq!(
+        payment_status(&net, buyer, &payment_id),
+        PaymentStatus::Cancelled
+    );
+    assert!(nothing_frozen(&net, &nodes));
+    for node in &nodes {
+        assert_eq!(net_position(&net, *node, &nodes), 0);
+    }
+    let seller_record = &net.node(seller).state().payments.invoices[&invoice.invoice_id];
+    assert!(seller_record.received.is_empty());
+}
+
+#[test]
+fn paying_the_same_invoice_twice_is_refused() {
+    let (mut net, nodes) = chain(27, 3, 1_000);
+    let invoice = invoice_of(&mut net, nodes[2], 10, 3_600_000);
+    pay(&mut net, nodes[0], &invoice, vec![(nodes.clone(), 10)], 2).unwrap();
+    assert_eq!(
+        pay(&mut net, nodes[0], &invoice, vec![(nodes.clone(), 10)], 2),
+        Err(CommandError::DuplicatePayment)
+    );
+    net.settle().unwrap();
+    assert_eq!(
+        pay(&mut net, nodes[0], &invoice, vec![(nodes.clone(), 10)], 2),
+        Err(CommandError::DuplicatePayment)
+    );
+    // Paid once only.
+    assert_eq!(net_position(&net, nodes[2], &nodes), 10);
+}
+
+#[test]
+fn an_expired_invoice_is_refused() {
+    let (mut net, nodes) = chain(28, 3, 1_000);
+    let invoice = invoice_of(&mut net, nodes[2], 10, 1_000);
+    net.advance(1_000);
+    assert_eq!(
+        pay(&mut net, nodes[0], &invoice, vec![(nodes.clone(), 10)], 2),
+        Err(CommandError::InvoiceExpired)
+    );
+    let mut forged = invoice_of(&mut net, nodes[2], 10, 60_000);
+    forged.amount = Credits(1);
+    assert!(matches!(
+        pay(&mut net, nodes[0], &forged, vec![(nodes.clone(), 1)], 2),
+        Err(CommandError::InvalidInvoice(
+            PaymentProofError::BadSignature
+        ))
+    ));
+}
+
+#[test]
+fn a_mediator_whose_fee_does_not_fit_cancels() {
+    let (mut net, nodes) = chain(29, 4, 1_000);
+    let invoice = invoice_of(&mut net, nodes[3], 10, 3_600_000);
+    // Two mediators, but the buyer allows one credit of fees.
+    let payment_id = pay(&mut net, nodes[0], &invoice, vec![(nodes.clone(), 10)], 1).unwrap();
+    net.settle().unwrap();
+    net.check_invariants().unwrap();
+    assert_eq!(
+        payment_status(&net, nodes[0], &payment_id),
+        PaymentStatus::Cancelled
+    );
+    assert!(nothing_frozen(&net, &nodes));
+}
+
+#[test]
+fn a_mediator_charges_its_rate_for_requests_from_a_friend() {
+    let (mut net, nodes) = chain(30, 3, 10_000);
+    let buyer_key = net.public_key(nodes[0]);
+    net.command(
+        nodes[1],
+        Command::SetFeeRate {
+            friend: buyer_key,
+            rate: Some(offst_credit::FeeRate {
+                per_million: 10_000,
+                flat: Credits(2),
+            }),
+        },
+    )
+    .unwrap();
+    let invoice = invoice_of(&mut net, nodes[2], 1_000, 3_600_000);
+    let payment_id = pay(
+        &mut net,
+        nodes[0],
+        &invoice,
+        vec![(nodes.clone(), 1_000)],
+        50,
+    )
+    .unwrap();
+    net.settle().unwrap();
+    net.check_invariants().unwrap();
+    assert_eq!(
+        payment_status(&net, nodes[0], &payment_id),
+        PaymentStatus::Succeeded
+    );
+    // 2 flat + 1% of 1,000.
+    assert_eq!(net_position(&net, nodes[1], &nodes), 12);
+    assert_eq!(net_position(&net, nodes[0], &nodes), -1_012);
+}
