@@ -189,9 +189,8 @@ async fn responder_handshake(
     Ok(waiting.handle_finish(&finish)?)
 }
 
-/// Reads one handshake message. It is copied out of the read buffer: Cap'n Proto decoding
-/// needs the 8-byte alignment of a fresh allocation, which a payload at offset 4 of a frame
-/// lacks.
+/// Reads one handshake message, copied out of the read buffer (handshake messages are at
+/// most [`MAX_HANDSHAKE_FRAME_LEN`] bytes) so it outlives the next read.
 async fn read_handshake_frame(reader: &mut FrameReader) -> Result<Vec<u8>, NetError> {
     reader
         .read_frame()
