@@ -19,6 +19,13 @@ fn stnet_json_reports_all_payments_ok_and_balances_summing_to_zero() {
     assert_eq!(report["payments_ok"], 20);
     assert_eq!(report["payments_failed"], 0);
     assert_eq!(report["balance_sum"], "0");
+    let route = report["index_route"]["path"]
+        .as_str()
+        .expect("the index found a route");
+    assert!(
+        route.starts_with("node-0 -> ") && route.ends_with(" -> node-3"),
+        "{route}"
+    );
     let nodes = report["nodes"].as_array().expect("nodes");
     assert_eq!(nodes.len(), 4);
     let sum: i128 = nodes

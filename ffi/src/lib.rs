@@ -36,6 +36,9 @@ pub enum OffstError {
     /// The operation is not allowed in the current state (e.g. an inconsistent channel).
     #[error("{0}")]
     NotAllowed(String),
+    /// No route to the payee: no index server answered, or none knows a route with capacity.
+    #[error("{0}")]
+    NoRoute(String),
     /// Another node uses the data directory.
     #[error("{0}")]
     DataDirInUse(String),
@@ -63,6 +66,7 @@ impl From<NodeError> for OffstError {
             E::Key(_) => OffstError::Key(message),
             E::Store(_) => OffstError::Storage(message),
             E::NotRunning => OffstError::NotRunning(message),
+            E::Routing(_) => OffstError::NoRoute(message),
             E::Internal(_) => OffstError::Internal(message),
             E::Command(command) => classify(&command, message),
         }

@@ -1,6 +1,6 @@
-//! `stnet`: a complete local Offst network on this machine — a relay and several nodes, each
-//! with its own SQLite database, over real loopback TCP — that makes friends, sets limits,
-//! sends payments and prints balances and timings (DESIGN.md §5).
+//! `stnet`: a complete local Offst network on this machine — a relay, an index server and
+//! several nodes, each with its own SQLite database, over real loopback TCP — that makes
+//! friends, sets limits, sends payments and prints balances and timings (DESIGN.md §5).
 //!
 //! Payments here go between direct friends; multi-hop payments over routes from an index
 //! server join when the payments issue lands.
@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use offst_crypto::Identity;
-use offst_node::{FriendStatus, Node, NodeConfig};
+use offst_index::server::{IndexServer, ServerConfig};
+use offst_node::{FriendStatus, IndexServerAddress, Node, NodeConfig, QueryOptions};
 use offst_proto::{Balance, Credits, Currency, PublicKey, RelayAddress};
 use offst_relay::{RelayConfig, RelayHandle, RelayServer};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -48,10 +49,12 @@ struct Args {
     keep: bool,
 }
 
+/// The servers of the local network, on their own runtime: a relay and an index server.
 struct Relay {
     runtime: tokio::runtime::Runtime,
     handle: Option<RelayHandle>,
     address: RelayAddress,
+    index: Option<IndexServer>,
 }
 
 impl Relay {
@@ -72,16 +75,39 @@ impl Relay {
             let _guard = runtime.enter();
             server.spawn()
         };
+        let index = runtime.block_on(IndexServer::start(
+            Identity::generate(&mut rand_core::OsRng),
+            ServerConfig {
+                listen: "127.0.0.1:0".parse()?,
+                ..ServerConfig::default()
+            },
+        ))?;
         Ok(Relay {
             runtime,
             handle: Some(handle),
             address,
+            index: Some(index),
         })
+    }
+}
+
+impl Relay {
+    fn index_address(&self) -> Vec<IndexServerAddress> {
+        self.index
+            .iter()
+            .map(|index| IndexServerAddress {
+                public_key: index.public_key(),
+                address: index.local_addr().to_string(),
+            })
+            .collect()
     }
 }
 
 impl Drop for Relay {
     fn drop(&mut self) {
+        if let Some(index) = self.index.take() {
+            self.runtime.block_on(index.shutdown());
+        }
         if let Some(handle) = self.handle.take() {
             self.runtime.block_on(handle.shutdown());
         }
@@ -152,12 +178,18 @@ fn main() -> Result<()> {
 
     let started = Instant::now();
     let relay = Relay::start().context("starting the relay")?;
-    say(&format!("relay listening on {}", relay.address.address));
+    say(&format!(
+        "relay listening on {}, index server on {}",
+        relay.address.address,
+        relay.index_address()[0].address
+    ));
 
     let mut nodes = Vec::new();
     for index in 0..args.nodes {
         let dir = base.join(format!("node-{index}"));
-        let node = Node::open(NodeConfig::new(&dir, vec![relay.address.clone()]))
+        let mut config = NodeConfig::new(&dir, vec![relay.address.clone()]);
+        config.index_servers = relay.index_address();
+        let node = Node::open(config)
             .with_context(|| format!("opening node {index} in {}", dir.display()))?;
         node.start()?;
         nodes.push(node);
@@ -226,6 +258,41 @@ fn main() -> Result<()> {
         currency,
         link_time.as_secs_f64() * 1e3
     ));
+
+    // The index server learns the network from the nodes' signed capacity reports.
+    let (first, last) = (0, nodes.len() - 1);
+    let mut route_found = None;
+    let routed = wait_until(Duration::from_secs(30), || {
+        route_found = nodes[first]
+            .find_routes(
+                nodes[last].public_key(),
+                &currency,
+                Credits(1),
+                QueryOptions::default(),
+            )
+            .ok()
+            .and_then(|routes| routes.into_iter().next());
+        Ok(route_found.is_some())
+    })?;
+    let index_route = route_found.filter(|_| routed).map(|route| {
+        let names: Vec<String> = route
+            .nodes
+            .iter()
+            .map(|key| {
+                nodes
+                    .iter()
+                    .position(|n| n.public_key() == *key)
+                    .map_or_else(|| key.to_string(), |i| format!("node-{i}"))
+            })
+            .collect();
+        (names.join(" -> "), route.fees)
+    });
+    match &index_route {
+        Some((path, fees)) => say(&format!(
+            "index route node-{first} to node-{last}: {path} (fees {fees})"
+        )),
+        None => say("the index server found no route within 30 s"),
+    }
 
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(args.seed);
     let mut tallies = vec![Tally::default(); nodes.len()];
@@ -307,6 +374,10 @@ fn main() -> Result<()> {
             "payments_failed": total_failed,
             "balance_sum": sum.to_string(),
             "link_setup_ms": link_time.as_secs_f64() * 1e3,
+            "index_route": index_route.as_ref().map(|(path, fees)| serde_json::json!({
+                "path": path,
+                "fees": fees.to_string(),
+            })),
             "latency_p50_ms": p50,
             "latency_p99_ms": p99,
             "multi_hop": false,

@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use offst_credit::{ChannelStatus, Command, CreditNode, NodeState, Output, Timestamp};
 use offst_crypto::Identity;
+use offst_index::client::{ClientConfig, IndexClient, QueryOptions};
 use offst_net::{AllowList, RelayListener, SecureSender};
-use offst_proto::{PublicKey, WireMessage};
+use offst_proto::index::{FeeRate, FriendCapacity, Route};
+use offst_proto::{Credits, Currency, PublicKey, WireMessage};
 use offst_store::{Batch, EventQuery, NewEvent, SqliteStore, Store, StoredEvent};
 use rand_core::OsRng;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -29,6 +31,13 @@ pub(crate) enum Request {
     NextEvent(oneshot::Sender<Result<Option<StoredEvent>, NodeError>>),
     EventHandled(u64, oneshot::Sender<Result<bool, NodeError>>),
     Backup(PathBuf, oneshot::Sender<Result<(), NodeError>>),
+    Routes {
+        destination: PublicKey,
+        currency: Currency,
+        amount: Credits,
+        options: QueryOptions,
+        reply: oneshot::Sender<Result<Vec<Route>, NodeError>>,
+    },
 }
 
 struct Link {
@@ -48,6 +57,10 @@ struct Network {
     forwarder: JoinHandle<()>,
     access: Arc<AllowList>,
     dialers: HashMap<PublicKey, Dialer>,
+    /// The index client, when index servers are configured.
+    index: Option<Arc<IndexClient>>,
+    /// The capacities last handed to the index client.
+    reported: Vec<FriendCapacity>,
 }
 
 pub(crate) struct Driver {
@@ -136,6 +149,7 @@ impl Driver {
                 self.events_changed.notify_waiters();
             }
         }
+        self.report_capacities();
         for message in output.messages {
             match self.links.get(&message.to) {
                 Some(link) => {
@@ -195,11 +209,75 @@ impl Driver {
             Request::EventHandled(id, reply) => {
                 let _ = reply.send(self.store.mark_event_handled(id).map_err(NodeError::from));
             }
+            Request::Routes {
+                destination,
+                currency,
+                amount,
+                options,
+                reply,
+            } => {
+                let index = self.network.as_ref().and_then(|n| n.index.clone());
+                match index {
+                    None => {
+                        let _ = reply.send(Err(NodeError::Routing(
+                            "no index server configured, or the node is not started".into(),
+                        )));
+                    }
+                    Some(index) => {
+                        tokio::spawn(async move {
+                            let result = index
+                                .request_routes(currency, destination, amount, options)
+                                .await
+                                .map_err(|err| NodeError::Routing(err.to_string()));
+                            let _ = reply.send(result);
+                        });
+                    }
+                }
+            }
             Request::Backup(path, reply) => {
                 let result = tokio::task::block_in_place(|| self.store.backup_to(&path));
                 let _ = reply.send(result.map_err(NodeError::from));
             }
         }
+    }
+
+    /// What the node can send to and receive from each linked friend, per currency: the
+    /// snapshot index servers route with. Handed to the index client when it changed (the
+    /// client coalesces bursts and refreshes the report periodically).
+    fn report_capacities(&mut self) {
+        let Some(network) = self.network.as_mut() else {
+            return;
+        };
+        let Some(index) = network.index.clone() else {
+            return;
+        };
+        let mut snapshot = Vec::new();
+        for friend in self.credit.state().friends.values() {
+            if !friend.enabled || !self.links.contains_key(&friend.public_key) {
+                continue;
+            }
+            let ChannelStatus::Consistent(channel) = &friend.channel else {
+                continue;
+            };
+            for (currency, state) in channel.sheet.currencies() {
+                snapshot.push(FriendCapacity {
+                    friend: friend.public_key,
+                    currency: currency.clone(),
+                    send: state.send_capacity(),
+                    recv: state.receive_capacity(),
+                    rate: FeeRate::DEFAULT,
+                });
+            }
+        }
+        if snapshot == network.reported {
+            return;
+        }
+        network.reported = snapshot.clone();
+        tokio::spawn(async move {
+            if let Err(err) = index.set_capacities(snapshot).await {
+                log::warn!("capacity report not accepted by the index client: {err}");
+            }
+        });
     }
 
     fn friends(&self) -> Vec<FriendInfo> {
@@ -259,11 +337,22 @@ impl Driver {
             listen_events,
             self.link_events_tx.clone(),
         ));
+        let index = (!self.config.index_servers.is_empty()).then(|| {
+            Arc::new(IndexClient::start(
+                self.identity.clone(),
+                ClientConfig {
+                    servers: self.config.index_servers.clone(),
+                    ..ClientConfig::default()
+                },
+            ))
+        });
         self.network = Some(Network {
             listener,
             forwarder,
             access,
             dialers: HashMap::new(),
+            index,
+            reported: Vec::new(),
         });
         self.sync_friends();
     }
@@ -276,6 +365,9 @@ impl Driver {
             dialer.task.abort();
         }
         network.forwarder.abort();
+        if let Some(index) = &network.index {
+            index.shutdown();
+        }
         let _ = tokio::time::timeout(STOP_TIMEOUT / 2, network.listener.stop()).await;
         let peers: Vec<PublicKey> = self.links.keys().copied().collect();
         for peer in peers {

@@ -25,6 +25,9 @@ pub enum NodeError {
     /// The node is stopped or shutting down.
     #[error("the node is not running; call start() first")]
     NotRunning,
+    /// No index server is configured, or none could answer the route query.
+    #[error("routing: {0}")]
+    Routing(String),
     /// An internal task failed; the node must be reopened.
     #[error("internal error: {0}")]
     Internal(String),

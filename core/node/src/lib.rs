@@ -36,6 +36,8 @@ use rand_core::{OsRng, RngCore};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 pub use error::NodeError;
+pub use offst_index::client::{IndexServerAddress, QueryOptions};
+pub use offst_proto::index::Route;
 pub use offst_store::{NewEvent, StoredEvent};
 
 use crate::driver::{Driver, Request};
@@ -82,6 +84,9 @@ pub struct NodeConfig {
     pub relay_client: RelayClientConfig,
     /// Credit-layer policy (reset policy, retransmission).
     pub credit: CreditConfig,
+    /// Index servers the node reports its capacities to and asks for routes, in order of
+    /// preference (none: the node is not routable through indexes).
+    pub index_servers: Vec<IndexServerAddress>,
 }
 
 impl NodeConfig {
@@ -93,6 +98,7 @@ impl NodeConfig {
             key_secret: KeySecret::Plain,
             relay_client: RelayClientConfig::default(),
             credit: CreditConfig::default(),
+            index_servers: Vec::new(),
         }
     }
 }
@@ -334,6 +340,24 @@ impl Node {
     /// Every friend with status, balances and limits.
     pub fn friends(&self) -> Result<Vec<FriendInfo>, NodeError> {
         self.call(Request::Friends)
+    }
+
+    /// Asks the index servers for routes from this node to `destination` carrying `amount` in
+    /// `currency` (fees on top), cheapest first. Needs a started node with index servers.
+    pub fn find_routes(
+        &self,
+        destination: PublicKey,
+        currency: &Currency,
+        amount: Credits,
+        options: QueryOptions,
+    ) -> Result<Vec<Route>, NodeError> {
+        self.call(|reply| Request::Routes {
+            destination,
+            currency: currency.clone(),
+            amount,
+            options,
+            reply,
+        })?
     }
 
     /// The oldest event the app has not marked handled, if any.

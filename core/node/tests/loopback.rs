@@ -239,3 +239,71 @@ fn a_restarted_node_keeps_its_balances_and_event_queue_and_relinks() {
         balance(&bob, alice.public_key()) == Balance(50)
     });
 }
+
+#[test]
+fn nodes_report_capacities_and_an_index_server_finds_routes_through_friends() {
+    let relay = Relay::start();
+    let index = relay
+        .runtime
+        .block_on(offst_index::server::IndexServer::start(
+            Identity::from_seed([201; 32]),
+            offst_index::server::ServerConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+    let index_address = offst_node::IndexServerAddress {
+        public_key: index.public_key(),
+        address: index.local_addr().to_string(),
+    };
+    let dirs = [(); 3].map(|()| tempfile::tempdir().unwrap());
+    let nodes = dirs.each_ref().map(|dir| {
+        let mut config = NodeConfig::new(dir.path(), vec![relay.address.clone()]);
+        config.index_servers = vec![index_address.clone()];
+        let node = Node::open(config).unwrap();
+        node.start().unwrap();
+        node
+    });
+    let [alice, bob, carol] = &nodes;
+    befriend(alice, bob, "bob", "alice");
+    befriend(bob, carol, "carol", "bob");
+    // Everyone lets each friend owe 100.
+    for (a, b) in [(alice, bob), (bob, alice), (bob, carol), (carol, bob)] {
+        a.set_limit(b.public_key(), &fst(), Credits(100)).unwrap();
+    }
+    let mut routes = Vec::new();
+    eventually(
+        Duration::from_secs(20),
+        "a route alice -> bob -> carol",
+        || {
+            routes = alice
+                .find_routes(
+                    carol.public_key(),
+                    &fst(),
+                    Credits(10),
+                    offst_node::QueryOptions::default(),
+                )
+                .unwrap_or_default();
+            !routes.is_empty()
+        },
+    );
+    let route = &routes[0];
+    assert_eq!(
+        route.nodes,
+        vec![alice.public_key(), bob.public_key(), carol.public_key()]
+    );
+    assert_eq!(route.amount, Credits(10));
+    assert_eq!(route.fees, Credits(1), "one mediator, one credit");
+    assert!(matches!(
+        alice.find_routes(
+            carol.public_key(),
+            &fst(),
+            Credits(1_000),
+            offst_node::QueryOptions::default()
+        ),
+        Err(NodeError::Routing(_))
+    ));
+    drop(nodes);
+    relay.runtime.block_on(index.shutdown());
+}
