@@ -1,5 +1,5 @@
 //! The index server's state machine: which reports it accepts, which it forwards, when nodes
-//! expire, and how route queries are answered (docs/drafts/index-protocol.md).
+//! expire, and how route queries are answered (docs/PROTOCOL.md §11).
 //!
 //! Pure: time is an argument (`now_ms`, unix milliseconds), nothing here touches a socket or a
 //! clock, and every map keyed by remote input is bounded. The tokio server
@@ -422,7 +422,7 @@ mod tests {
         }
     }
 
-    /// The test vector of docs/drafts/index-protocol.md §3.2.
+    /// The test vector of docs/PROTOCOL.md §11.3.2.
     #[test]
     fn the_spec_test_vector_signs_and_verifies() {
         let node = Identity::from_seed([1; 32]);

@@ -1,4 +1,4 @@
-//! Index protocol messages (schema `index.capnp`; docs/drafts/index-protocol.md).
+//! Index protocol messages (schema `index.capnp`; docs/PROTOCOL.md §11).
 //!
 //! Nodes send signed [`CapacityReport`]s to index servers; servers flood accepted reports to the
 //! servers they trust ([`IndexMessage::ForwardReports`]); nodes ask for routes with
@@ -782,7 +782,7 @@ mod wire_tests {
 
     #[test]
     fn signing_bytes_match_the_spec_vector() {
-        // The field layout of docs/drafts/index-protocol.md §3.2, field by field.
+        // The field layout of docs/PROTOCOL.md §11.3.2, field by field.
         let report = CapacityReport {
             node: key(1),
             session_id: RandValue::from_bytes([2; 16]),
