@@ -87,6 +87,16 @@ fn status_of(node: &Node, friend: PublicKey) -> Option<FriendStatus> {
         .map(|f| f.status)
 }
 
+/// Whether `node` knows that `friend` lets it owe `limit` FST.
+fn knows_limit(node: &Node, friend: PublicKey, limit: u128) -> bool {
+    node.friends()
+        .unwrap()
+        .iter()
+        .filter(|f| f.public_key == friend)
+        .flat_map(|f| f.currencies.iter())
+        .any(|c| c.local_max_debt == Credits(limit))
+}
+
 fn balance(node: &Node, friend: PublicKey) -> Balance {
     node.friends()
         .unwrap()
@@ -124,20 +134,10 @@ fn friends_link_through_a_relay_and_pay_each_other() {
         .set_limit(bob.public_key(), &fst(), Credits(50))
         .unwrap();
     eventually(Duration::from_secs(5), "limits known on both sides", || {
-        alice
-            .friends()
-            .unwrap()
-            .iter()
-            .flat_map(|f| f.currencies.clone())
-            .any(|c| c.local_max_debt == Credits(100))
+        knows_limit(&alice, bob.public_key(), 100)
     });
     eventually(Duration::from_secs(5), "carol's limit known to bob", || {
-        bob.friends()
-            .unwrap()
-            .iter()
-            .filter(|f| f.public_key == carol.public_key())
-            .flat_map(|f| f.currencies.clone())
-            .any(|c| c.local_max_debt == Credits(50))
+        knows_limit(&bob, carol.public_key(), 50)
     });
     alice
         .transfer(bob.public_key(), &fst(), Credits(30))
@@ -198,12 +198,7 @@ fn a_restarted_node_keeps_its_balances_and_event_queue_and_relinks() {
     bob.set_limit(alice.public_key(), &fst(), Credits(100))
         .unwrap();
     eventually(Duration::from_secs(10), "limit known", || {
-        alice
-            .friends()
-            .unwrap()
-            .iter()
-            .flat_map(|f| f.currencies.clone())
-            .any(|c| c.local_max_debt == Credits(100))
+        knows_limit(&alice, bob.public_key(), 100)
     });
     alice.transfer(bob_key, &fst(), Credits(42)).unwrap();
     eventually(Duration::from_secs(5), "transfer applied", || {
