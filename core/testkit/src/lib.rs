@@ -15,7 +15,7 @@ use std::fmt;
 
 use offst_credit::{
     Change, ChannelStatus, Command, CommandError, CreditConfig, CreditNode, Event, NodeState,
-    Output, Timestamp,
+    Output, PaymentStatus, Timestamp,
 };
 use offst_crypto::Identity;
 use offst_proto::friend::FriendMessage;
@@ -121,28 +121,26 @@ struct Exposure {
     limit: Credits,
 }
 
-/// Per friend and currency: (our exposure, the friend's exposure), from a node's store.
-type Exposures = BTreeMap<(PublicKey, Currency), (Exposure, Exposure)>;
+/// Per currency: (our exposure, the friend's exposure), from one channel.
+type Exposures = BTreeMap<Currency, (Exposure, Exposure)>;
 
-fn exposures(state: &NodeState) -> Exposures {
+fn exposures(channel: Option<&ChannelStatus>) -> Exposures {
     let mut map = Exposures::new();
-    for (key, friend) in &state.friends {
-        if let ChannelStatus::Consistent(channel) = &friend.channel {
-            for (currency, state) in channel.sheet.currencies() {
-                map.insert(
-                    (*key, currency.clone()),
-                    (
-                        Exposure {
-                            debt: state.local_exposure(),
-                            limit: state.local_max_debt,
-                        },
-                        Exposure {
-                            debt: state.remote_exposure(),
-                            limit: state.remote_max_debt,
-                        },
-                    ),
-                );
-            }
+    if let Some(ChannelStatus::Consistent(channel)) = channel {
+        for (currency, state) in channel.sheet.currencies() {
+            map.insert(
+                currency.clone(),
+                (
+                    Exposure {
+                        debt: state.local_exposure(),
+                        limit: state.local_max_debt,
+                    },
+                    Exposure {
+                        debt: state.remote_exposure(),
+                        limit: state.remote_max_debt,
+                    },
+                ),
+            );
         }
     }
     map
@@ -286,23 +284,28 @@ impl SimNetwork {
     fn route_with(&mut self, from: NodeId, output: Output, send: bool) -> Result<(), SimError> {
         let keep_events = self.keep_events;
         let sim = &mut self.nodes[from.0];
-        let before = (!output.changes.is_empty()).then(|| exposures(&sim.persisted));
         for change in &output.changes {
+            // Each channel change is one token sent or received: no single token may grow a
+            // debt past its limit (its limit is set by the other side, in other tokens).
+            let Change::SetChannel { friend, channel } = change else {
+                sim.persisted.apply(change);
+                continue;
+            };
+            let before = exposures(sim.persisted.friends.get(friend).map(|f| &f.channel));
             sim.persisted.apply(change);
-        }
-        if let Some(before) = before {
-            if self.limit_violation.is_none() {
-                for ((key, currency), (local, remote)) in exposures(&sim.persisted) {
-                    let previous = before.get(&(key, currency.clone()));
-                    let local_ok = debt_step_allowed(previous.map(|p| p.0), local);
-                    let remote_ok = debt_step_allowed(previous.map(|p| p.1), remote);
-                    if !(local_ok && remote_ok) {
-                        self.limit_violation = Some(format!(
-                            "{from} with {key}: {currency}: a debt grew past its limit: \
-                             before {previous:?}, after ({local:?}, {remote:?})"
-                        ));
-                        break;
-                    }
+            if self.limit_violation.is_some() {
+                continue;
+            }
+            for (currency, (local, remote)) in exposures(Some(channel)) {
+                let previous = before.get(&currency);
+                let local_ok = debt_step_allowed(previous.map(|p| p.0), local);
+                let remote_ok = debt_step_allowed(previous.map(|p| p.1), remote);
+                if !(local_ok && remote_ok) {
+                    self.limit_violation = Some(format!(
+                        "{from} with {friend}: {currency}: a debt grew past its limit: \
+                         before {previous:?}, after ({local:?}, {remote:?})"
+                    ));
+                    break;
                 }
             }
         }
@@ -661,10 +664,120 @@ impl SimNetwork {
     }
 
     /// After [`SimNetwork::settle`]: every pair of friends is consistent, at the same link,
-    /// with mirrored sheets.
+    /// with mirrored sheets, and every payment ended (see [`SimNetwork::check_payments_ended`]).
     pub fn check_agreement(&self) -> Result<(), SimError> {
         for &(a, b) in &self.links {
             self.check_pair(a, b, true)?;
+        }
+        self.check_payments_ended()
+    }
+
+    /// Once the network healed and settled, every payment ended: no buyer's payment or route
+    /// is in progress, no seller waits on a request, no mediator carries one, no credit is
+    /// frozen on any channel; and the payment accounts balance: per currency, the sum over all
+    /// nodes of `fees_earned - fees_paid + received - sent` is zero.
+    pub fn check_payments_ended(&self) -> Result<(), SimError> {
+        let mut totals: BTreeMap<Currency, i128> = BTreeMap::new();
+        for (index, sim) in self.nodes.iter().enumerate() {
+            let book = &sim.persisted.payments;
+            for payment in book.payments.values() {
+                let open = payment.status == PaymentStatus::InProgress
+                    || payment
+                        .routes
+                        .iter()
+                        .any(|route| route.status == PaymentStatus::InProgress);
+                if open {
+                    return Err(SimError(format!(
+                        "node{index}: payment {} did not end",
+                        payment.payment_id
+                    )));
+                }
+            }
+            if let Some(record) = book.invoices.values().find(|r| !r.received.is_empty()) {
+                return Err(SimError(format!(
+                    "node{index}: invoice {} still waits on {} requests",
+                    record.invoice.invoice_id,
+                    record.received.len()
+                )));
+            }
+            if !book.forwards.is_empty() {
+                return Err(SimError(format!(
+                    "node{index}: still carries {} requests",
+                    book.forwards.len()
+                )));
+            }
+            for (key, friend) in &sim.persisted.friends {
+                if let ChannelStatus::Consistent(channel) = &friend.channel {
+                    if !channel.sheet.requests().is_empty() {
+                        return Err(SimError(format!(
+                            "node{index} with {key}: {} requests still pending",
+                            channel.sheet.requests().len()
+                        )));
+                    }
+                }
+            }
+            for (currency, account) in &book.accounts {
+                let signed = |credits: Credits| i128::try_from(credits.0).unwrap_or(i128::MAX);
+                let net = signed(account.fees_earned)
+                    .saturating_sub(signed(account.fees_paid))
+                    .saturating_add(signed(account.received))
+                    .saturating_sub(signed(account.sent));
+                let total = totals.entry(currency.clone()).or_default();
+                *total = total.saturating_add(net);
+            }
+        }
+        if let Some((currency, total)) = totals.iter().find(|(_, total)| **total != 0) {
+            return Err(SimError(format!(
+                "{currency}: fees earned - fees paid + received - sent sums to {total}, not 0"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Nobody ends poorer than the protocol promises: for every node, the sum of its balances
+    /// with all friends equals `direct transfers + fees_earned - fees_paid + received - sent`
+    /// (a mediator never pays more downstream than it collects upstream). `transfers` gives
+    /// each node's net direct transfers (received minus sent) per currency, which the caller
+    /// tracks. Meaningful when no reset changed a balance.
+    pub fn check_nobody_poorer(
+        &self,
+        transfers: &BTreeMap<(NodeId, Currency), i128>,
+    ) -> Result<(), SimError> {
+        for (index, sim) in self.nodes.iter().enumerate() {
+            let mut balances: BTreeMap<Currency, i128> = BTreeMap::new();
+            for friend in sim.persisted.friends.values() {
+                if let ChannelStatus::Consistent(channel) = &friend.channel {
+                    for (currency, state) in channel.sheet.currencies() {
+                        let entry = balances.entry(currency.clone()).or_default();
+                        *entry = entry.saturating_add(state.balance.0);
+                    }
+                }
+            }
+            let book = &sim.persisted.payments;
+            let currencies: BTreeSet<Currency> = balances
+                .keys()
+                .chain(book.accounts.keys())
+                .cloned()
+                .collect();
+            for currency in currencies {
+                let account = book.accounts.get(&currency).copied().unwrap_or_default();
+                let signed = |credits: Credits| i128::try_from(credits.0).unwrap_or(i128::MAX);
+                let promised = transfers
+                    .get(&(NodeId(index), currency.clone()))
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_add(signed(account.fees_earned))
+                    .saturating_sub(signed(account.fees_paid))
+                    .saturating_add(signed(account.received))
+                    .saturating_sub(signed(account.sent));
+                let actual = balances.get(&currency).copied().unwrap_or(0);
+                if actual != promised {
+                    return Err(SimError(format!(
+                        "node{index}: {currency} balances sum to {actual}, the protocol promised \
+                         {promised} ({account:?})"
+                    )));
+                }
+            }
         }
         Ok(())
     }
