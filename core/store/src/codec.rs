@@ -640,3 +640,47 @@ pub(crate) fn decode_account(bytes: &[u8]) -> Result<PaymentAccount, StoreError>
     reader.finish()?;
     Ok(account)
 }
+
+#[cfg(test)]
+mod payment_record_tests {
+    use super::*;
+
+    #[test]
+    fn forwards_rates_and_accounts_round_trip() {
+        let request = RequestSendFunds {
+            request_id: RequestId::from_bytes([1; 16]),
+            currency: Currency::new("FST").unwrap(),
+            route: vec![
+                PublicKey::from_bytes([1; 32]),
+                PublicKey::from_bytes([2; 32]),
+                PublicKey::from_bytes([3; 32]),
+            ],
+            dest_payment: Credits(10),
+            total_dest_payment: Credits(20),
+            invoice_id: offst_proto::InvoiceId::from_bytes([4; 32]),
+            hashed_lock: offst_proto::HashedLock::from_bytes([5; 32]),
+            left_fees: Credits(3),
+            expires_at: 77,
+        };
+        let forward = Forward {
+            upstream: PublicKey::from_bytes([1; 32]),
+            downstream: PublicKey::from_bytes([3; 32]),
+            request,
+            fee: Credits(1),
+        };
+        assert_eq!(decode_forward(&encode_forward(&forward)).unwrap(), forward);
+        let rate = FeeRate {
+            per_million: 12,
+            flat: Credits(3),
+        };
+        assert_eq!(decode_fee_rate(&encode_fee_rate(&rate)).unwrap(), rate);
+        let account = PaymentAccount {
+            fees_earned: Credits(1),
+            fees_paid: Credits(2),
+            received: Credits(3),
+            sent: Credits(4),
+        };
+        assert_eq!(decode_account(&encode_account(&account)).unwrap(), account);
+        assert!(decode_forward(&encode_account(&account)).is_err());
+    }
+}

@@ -426,3 +426,86 @@ fn sqlite_state_survives_close_and_reopen() {
     assert_eq!(reopened.events(&EventQuery::default()).unwrap(), events);
     reopened.integrity_check().unwrap();
 }
+
+#[test]
+fn payment_records_load_back_exactly() {
+    let mut a_memory = MemoryStore::new();
+    let mut b_memory = MemoryStore::new();
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let mut a_sqlite = SqliteStore::open(dir_a.path()).unwrap();
+    let mut b_sqlite = SqliteStore::open(dir_b.path()).unwrap();
+    let runs: [(&mut dyn Store, &mut dyn Store, &str); 2] = [
+        (&mut a_memory, &mut b_memory, "memory"),
+        (&mut a_sqlite, &mut b_sqlite, "sqlite"),
+    ];
+    for (a, b, kind) in runs {
+        let mut pair = Pair::new(a, b);
+        let (alice, bob) = (pair.key(0), pair.key(1));
+        pair.command(
+            0,
+            Command::SetCurrencyLimit {
+                friend: bob,
+                currency: fst(),
+                remote_max_debt: Credits(100),
+            },
+        );
+        pair.command(
+            0,
+            Command::SetFeeRate {
+                friend: bob,
+                rate: Some(offst_credit::FeeRate {
+                    per_million: 5,
+                    flat: Credits(2),
+                }),
+            },
+        );
+        // Alice sells twice; Bob pays the first invoice and a too large second one fails.
+        let mut invoices = Vec::new();
+        for amount in [30, 500] {
+            let output = pair.nodes[0]
+                .handle_command(
+                    Command::CreateInvoice {
+                        currency: fst(),
+                        amount: Credits(amount),
+                        expires_at: Timestamp(10_000_000),
+                        description: Text::new("tea").unwrap(),
+                        relays: vec![],
+                    },
+                    pair.now,
+                    &mut pair.rng,
+                )
+                .unwrap();
+            invoices.extend(output.events.iter().filter_map(|event| match event {
+                offst_credit::Event::InvoiceCreated { invoice } => Some(invoice.clone()),
+                _ => None,
+            }));
+            pair.deliver(0, output);
+        }
+        assert_store_matches_nodes(&pair, kind);
+        pair.command(
+            1,
+            Command::Pay {
+                payment_id: PaymentId::from_bytes([7; 16]),
+                invoice: invoices[0].clone(),
+                routes: vec![offst_credit::PayRoute {
+                    route: vec![bob, alice],
+                    dest_payment: Credits(30),
+                }],
+                max_fees: Credits(0),
+            },
+        );
+        assert_store_matches_nodes(&pair, kind);
+        assert_eq!(
+            pair.nodes[1].balance(&alice, &fst()),
+            Some(offst_proto::Balance(-30)),
+            "{kind}: bob paid the invoice"
+        );
+        let state = pair.nodes[1].state();
+        assert_eq!(
+            state.payments.payments[&PaymentId::from_bytes([7; 16])].status,
+            offst_credit::PaymentStatus::Succeeded
+        );
+        assert!(state.payments.accounts.contains_key(&fst()));
+    }
+}
