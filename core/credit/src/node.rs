@@ -857,7 +857,7 @@ impl CreditNode {
                 routes,
                 max_fees,
             } => {
-                self.pay(payment_id, *invoice, routes, max_fees, now, out)?;
+                self.pay(payment_id, *invoice, routes, max_fees, now, rng, out)?;
                 Ok(None)
             }
             Command::SetFeeRate { friend, rate } => {

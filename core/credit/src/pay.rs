@@ -16,7 +16,7 @@ use offst_proto::{
     Credits, Currency, InvoiceId, PaymentId, PlainLock, PublicKey, RelayAddress, RequestId, Text,
 };
 
-use offst_crypto::SecureRngDyn;
+use offst_crypto::{random_bytes, SecureRngDyn};
 
 use crate::channel::ChannelStatus;
 use crate::node::{
@@ -156,6 +156,7 @@ impl CreditNode {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn pay(
         &mut self,
         payment_id: PaymentId,
@@ -163,6 +164,7 @@ impl CreditNode {
         routes: Vec<PayRoute>,
         max_fees: Credits,
         now: Timestamp,
+        rng: &mut dyn SecureRngDyn,
         out: &mut Output,
     ) -> Result<(), CommandError> {
         verify_invoice(&invoice)?;
@@ -235,7 +237,7 @@ impl CreditNode {
             } else {
                 share
             };
-            let request_id = RequestId::from_bytes(request_id_for(&payment_id, index));
+            let request_id = RequestId::from_bytes(random_bytes(rng));
             let mediators = route.route.len().saturating_sub(2) as u64;
             let expires_at = now
                 .0
@@ -570,6 +572,16 @@ impl CreditNode {
             expires_at: request.expires_at,
             route_len: request.route.len(),
         });
+        let all_alive = record
+            .received
+            .iter()
+            .all(|received| now.0 < received.expires_at);
+        if with_this == Some(invoice.amount) && !all_alive {
+            // Part of the amount waited too long: give everything back rather than collect
+            // after a deadline.
+            self.seller_cancel_all(record, PaymentStatus::InProgress, now, out);
+            return;
+        }
         if with_this == Some(invoice.amount) {
             // The whole amount is frozen toward us: reveal the secret on every route.
             let currency = invoice.currency.clone();
@@ -758,11 +770,19 @@ impl CreditNode {
                 Some(earliest.min(record.invoice.expires_at))
             })
             .min();
+        // Queued requests matter only where the next flush sends a token (we hold it and the
+        // friend is online): elsewhere the retransmission timer or the friend's token comes
+        // first, and a past deadline would only make the runtime spin.
         let queued = self
             .state
             .friends
-            .values()
-            .flat_map(|friend| friend.queued.iter())
+            .iter()
+            .filter(|(key, friend)| {
+                self.is_online(key)
+                    && matches!(&friend.channel,
+                        ChannelStatus::Consistent(channel) if channel.holds_token())
+            })
+            .flat_map(|(_, friend)| friend.queued.iter())
             .filter_map(|operation| match operation {
                 FriendOperation::RequestSendFunds(request) => Some(request.expires_at),
                 _ => None,
@@ -872,17 +892,4 @@ impl CreditNode {
             self.set_invoice(record, out);
         }
     }
-}
-
-/// The request id of route `index` of a payment: derived from the payment id so a retried
-/// command cannot create a second set of requests.
-fn request_id_for(payment_id: &PaymentId, index: usize) -> [u8; 16] {
-    let mut bytes = *payment_id.as_bytes();
-    if let Some(last) = bytes.last_mut() {
-        *last ^= index as u8;
-    }
-    if let Some(first) = bytes.first_mut() {
-        *first ^= 0x80;
-    }
-    bytes
 }
