@@ -232,6 +232,8 @@ pub enum Command {
     SetFeeRate {
         /// The upstream friend.
         friend: PublicKey,
+        /// The currency.
+        currency: Currency,
         /// The rate.
         rate: Option<FeeRate>,
     },
@@ -860,9 +862,20 @@ impl CreditNode {
                 self.pay(payment_id, *invoice, routes, max_fees, now, rng, out)?;
                 Ok(None)
             }
-            Command::SetFeeRate { friend, rate } => {
+            Command::SetFeeRate {
+                friend,
+                currency,
+                rate,
+            } => {
                 self.friend_mut(&friend)?;
-                self.change(Change::SetFeeRate { friend, rate }, out);
+                self.change(
+                    Change::SetFeeRate {
+                        friend,
+                        currency,
+                        rate,
+                    },
+                    out,
+                );
                 Ok(None)
             }
         }

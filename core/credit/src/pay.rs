@@ -30,12 +30,12 @@ use crate::state::{
     ReceivedRequest,
 };
 
-/// What a rate charges for carrying `dest` (`None` on overflow).
-pub(crate) fn fee_for(rate: Option<&FeeRate>, dest: Credits) -> Option<Credits> {
+/// What a rate charges for paying `x` downstream (`None` on overflow). Non-decreasing in `x`.
+pub(crate) fn fee_for(rate: Option<&FeeRate>, x: Credits) -> Option<Credits> {
     match rate {
         None => Some(DEFAULT_FEE),
         Some(rate) => {
-            let proportional = dest.0.checked_mul(u128::from(rate.per_million))? / 1_000_000;
+            let proportional = x.0.checked_mul(u128::from(rate.per_million))? / 1_000_000;
             rate.flat.checked_add(Credits(proportional))
         }
     }
@@ -486,7 +486,17 @@ impl CreditNode {
         now: Timestamp,
         out: &mut Output,
     ) {
-        let fee = fee_for(self.state.payments.rates.get(from), request.dest_payment);
+        // Reserve the fee for the most we could pay downstream (all that is frozen upstream):
+        // the fee is non-decreasing, so the fee on what is actually collected fits too.
+        let rate = self
+            .state
+            .payments
+            .rates
+            .get(&(*from, request.currency.clone()))
+            .copied();
+        let fee = request
+            .frozen()
+            .and_then(|frozen| fee_for(rate.as_ref(), frozen));
         let left_fees = fee.and_then(|fee| request.left_fees.checked_sub(fee));
         let expires_at = request.expires_at.checked_sub(HOP_EXPIRY_DELTA_MS);
         let (Some(fee), Some(left_fees), Some(expires_at)) = (fee, left_fees, expires_at) else {
@@ -521,6 +531,7 @@ impl CreditNode {
                     upstream: *from,
                     downstream: next,
                     request: request.clone(),
+                    rate,
                     fee,
                 })),
             },
@@ -646,9 +657,13 @@ impl CreditNode {
             match collected {
                 None => self.cancel_request(forward.upstream, &currency, *request_id, out),
                 Some((plain_lock, amount)) => {
+                    // Our fee on what we pay downstream, as the index computes it; never more
+                    // than reserved, never past what is frozen upstream.
                     let frozen = forward.request.frozen().unwrap_or(Credits::MAX);
+                    let fee = fee_for(forward.rate.as_ref(), amount)
+                        .map_or(forward.fee, |fee| fee.min(forward.fee));
                     let upstream_amount = amount
-                        .checked_add(forward.fee)
+                        .checked_add(fee)
                         .map_or(frozen, |sum| sum.min(frozen));
                     let earned = upstream_amount.saturating_sub(amount);
                     self.queue(

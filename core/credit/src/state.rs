@@ -158,11 +158,17 @@ pub struct Forward {
     pub downstream: PublicKey,
     /// The request as received from upstream.
     pub request: RequestSendFunds,
-    /// Our fee, added to what we collect upstream.
+    /// Our rate for the upstream friend when the request arrived (`None`: the default).
+    pub rate: Option<FeeRate>,
+    /// The fee reserved from the buyer's budget: the fee on everything frozen upstream. We
+    /// charge the fee on what we actually pay downstream, at most this.
     pub fee: Credits,
 }
 
-/// A mediator's price for requests arriving from one friend: `flat + dest * per_million / 10^6`.
+/// A mediator's price for requests arriving from one friend in one currency:
+/// `fee(x) = flat + floor(x * per_million / 10^6)`, where `x` is what the mediator pays
+/// downstream (the seller's amount plus the downstream fees), as the index servers compute it
+/// (docs/PROTOCOL.md, "Fees").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FeeRate {
     /// Proportional part, in millionths of the seller's amount.
@@ -194,8 +200,8 @@ pub struct PaymentBook {
     pub payments: BTreeMap<PaymentId, Payment>,
     /// Requests carried as a mediator, by request id (bounded by the per-friend request cap).
     pub forwards: BTreeMap<RequestId, Forward>,
-    /// Fee rates per upstream friend (absent: `crate::node::DEFAULT_FEE` flat).
-    pub rates: BTreeMap<PublicKey, FeeRate>,
+    /// Fee rates per upstream friend and currency (absent: `crate::node::DEFAULT_FEE` flat).
+    pub rates: BTreeMap<(PublicKey, Currency), FeeRate>,
     /// Accounting per currency.
     pub accounts: BTreeMap<Currency, PaymentAccount>,
 }
@@ -293,6 +299,8 @@ pub enum Change {
     SetFeeRate {
         /// The upstream friend.
         friend: PublicKey,
+        /// The currency.
+        currency: Currency,
         /// The rate.
         rate: Option<FeeRate>,
     },
@@ -403,12 +411,18 @@ impl NodeState {
                     self.payments.forwards.remove(request_id);
                 }
             },
-            Change::SetFeeRate { friend, rate } => match rate {
+            Change::SetFeeRate {
+                friend,
+                currency,
+                rate,
+            } => match rate {
                 Some(rate) => {
-                    self.payments.rates.insert(*friend, *rate);
+                    self.payments
+                        .rates
+                        .insert((*friend, currency.clone()), *rate);
                 }
                 None => {
-                    self.payments.rates.remove(friend);
+                    self.payments.rates.remove(&(*friend, currency.clone()));
                 }
             },
             Change::SetAccount { currency, account } => {

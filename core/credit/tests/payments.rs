@@ -506,6 +506,7 @@ fn a_mediator_charges_its_rate_for_requests_from_a_friend() {
         nodes[1],
         Command::SetFeeRate {
             friend: buyer_key,
+            currency: fst(),
             rate: Some(offst_credit::FeeRate {
                 per_million: 10_000,
                 flat: Credits(2),

@@ -582,6 +582,9 @@ pub(crate) fn encode_forward(forward: &Forward) -> Vec<u8> {
         .fixed(forward.upstream.as_bytes())
         .fixed(forward.downstream.as_bytes())
         .bytes(&request_bytes(&forward.request))
+        .option(forward.rate.as_ref(), |w, rate| {
+            w.u32(rate.per_million).u128(rate.flat.0);
+        })
         .u128(forward.fee.0);
     writer.finish()
 }
@@ -593,6 +596,12 @@ pub(crate) fn decode_forward(bytes: &[u8]) -> Result<Forward, StoreError> {
         upstream: reader.public_key()?,
         downstream: reader.public_key()?,
         request: request_from(reader.bytes_field()?)?,
+        rate: reader.option(|r| {
+            Ok(FeeRate {
+                per_million: r.u32()?,
+                flat: r.credits()?,
+            })
+        })?,
         fee: reader.credits()?,
     };
     reader.finish()?;
@@ -666,6 +675,10 @@ mod payment_record_tests {
             upstream: PublicKey::from_bytes([1; 32]),
             downstream: PublicKey::from_bytes([3; 32]),
             request,
+            rate: Some(FeeRate {
+                per_million: 7,
+                flat: Credits(1),
+            }),
             fee: Credits(1),
         };
         assert_eq!(decode_forward(&encode_forward(&forward)).unwrap(), forward);

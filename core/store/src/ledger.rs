@@ -234,9 +234,17 @@ fn apply_change(tx: &Transaction<'_>, change: &Change) -> Result<(), StoreError>
             &format!("{FORWARD_PREFIX}{}", hex(request_id.as_bytes())),
             forward.as_deref().map(encode_forward),
         )?,
-        Change::SetFeeRate { friend, rate } => put_record(
+        Change::SetFeeRate {
+            friend,
+            currency,
+            rate,
+        } => put_record(
             tx,
-            &format!("{FEE_RATE_PREFIX}{}", hex(friend.as_bytes())),
+            &format!(
+                "{FEE_RATE_PREFIX}{}/{}",
+                hex(friend.as_bytes()),
+                currency.as_str()
+            ),
             rate.as_ref().map(encode_fee_rate),
         )?,
         Change::SetAccount { currency, account } => put_record(
@@ -305,8 +313,13 @@ fn load_payment_book(conn: &rusqlite::Connection) -> Result<PaymentBook, StoreEr
             let id = offst_proto::RequestId::from_bytes(unhex(id)?);
             book.forwards.insert(id, decode_forward(&value)?);
         } else if let Some(key) = key.strip_prefix(FEE_RATE_PREFIX) {
-            let friend = PublicKey::from_bytes(unhex(key)?);
-            book.rates.insert(friend, decode_fee_rate(&value)?);
+            let (friend, currency) = key
+                .split_once('/')
+                .ok_or_else(|| invalid("bad fee rate key"))?;
+            let friend = PublicKey::from_bytes(unhex(friend)?);
+            let currency = Currency::new(currency).map_err(|e| invalid(e.to_string()))?;
+            book.rates
+                .insert((friend, currency), decode_fee_rate(&value)?);
         } else if let Some(currency) = key.strip_prefix(ACCOUNT_PREFIX) {
             let currency = Currency::new(currency).map_err(|e| invalid(e.to_string()))?;
             book.accounts.insert(currency, decode_account(&value)?);

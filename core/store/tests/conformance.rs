@@ -454,6 +454,7 @@ fn payment_records_load_back_exactly() {
             0,
             Command::SetFeeRate {
                 friend: bob,
+                currency: fst(),
                 rate: Some(offst_credit::FeeRate {
                     per_million: 5,
                     flat: Credits(2),
