@@ -1288,7 +1288,7 @@ impl CreditNode {
                     self.set_channel(key, ChannelStatus::Consistent(channel), out);
                     // Pass the token back at once: it tells the friend the reset arrived.
                     self.token_arrived(key, true);
-                    self.after_reset(key, out);
+                    self.after_reset(key, now, out);
                 }
                 Err(error) if error.is_fatal() => {
                     let local_terms = channel.reset_terms(token.inconsistency_counter, rng);
@@ -1316,7 +1316,7 @@ impl CreditNode {
                         self.set_channel(key, ChannelStatus::Consistent(channel), out);
                         // Pass the token back at once: it tells the friend the reset arrived.
                         self.token_arrived(key, true);
-                        self.after_reset(key, out);
+                        self.after_reset(key, now, out);
                     }
                     Err(error) => {
                         out.events.push(Event::MessageRejected {
@@ -1457,7 +1457,7 @@ impl CreditNode {
             .accept_remote_terms(&self.identity, key, rng)
             .ok_or(CommandError::NoSuchResetTerms)??;
         self.set_channel(key, ChannelStatus::Consistent(channel), out);
-        self.after_reset(key, out);
+        self.after_reset(key, now, out);
         let has_work = self.state.friends.get(key).is_some_and(Self::has_work);
         let message = FriendMessage::MoveToken(MoveTokenMessage {
             token,
@@ -1473,7 +1473,7 @@ impl CreditNode {
 
     /// After a reset: currencies we have no wish for (e.g. after losing our data) keep the
     /// limits the reset restored, so they are not announced away.
-    fn after_reset(&mut self, key: &PublicKey, out: &mut Output) {
+    fn after_reset(&mut self, key: &PublicKey, now: Timestamp, out: &mut Output) {
         let Some(friend) = self.state.friends.get(key) else {
             return;
         };
@@ -1498,7 +1498,7 @@ impl CreditNode {
             self.set_currency_config(*key, currency, config, out);
         }
         // A reset cancels every pending request of the channel.
-        self.payments_after_reset(key, out);
+        self.payments_after_reset(key, now, out);
         out.events.push(Event::ChannelReset { friend: *key });
     }
 }

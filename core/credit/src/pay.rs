@@ -853,8 +853,12 @@ impl CreditNode {
     // ---- resets ----
 
     /// A reset of the channel with `friend` cancelled every request pending on it.
-    pub(crate) fn payments_after_reset(&mut self, friend: &PublicKey, out: &mut Output) {
-        let now = Timestamp(0);
+    pub(crate) fn payments_after_reset(
+        &mut self,
+        friend: &PublicKey,
+        now: Timestamp,
+        out: &mut Output,
+    ) {
         let forwards: Vec<(RequestId, Forward)> = self
             .state
             .payments
