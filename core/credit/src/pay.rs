@@ -571,7 +571,9 @@ impl CreditNode {
             && request.total_dest_payment == invoice.amount
             && now.0 < invoice.expires_at
             && now.0 < request.expires_at
-            && with_this.is_some_and(|sum| sum <= invoice.amount);
+            && with_this.is_some_and(|sum| sum <= invoice.amount)
+            // An honest buyer sends at most MAX_PAYMENT_ROUTES requests per payment.
+            && record.received.len() < MAX_PAYMENT_ROUTES;
         if !acceptable {
             self.cancel_request(*from, &request.currency, request.request_id, out);
             return;
