@@ -365,4 +365,33 @@ mod tests {
         longer.push(0);
         assert!(Receipt::from_bytes(&longer).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_invoices_and_receipts_never_panics(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            text in "\\PC{0,300}",
+        ) {
+            let _ = Receipt::from_bytes(&bytes);
+            let _ = Invoice::from_uri(&text);
+            let _ = Invoice::from_uri(&format!("offst:I1{text}"));
+        }
+
+        #[test]
+        fn a_bit_flipped_receipt_never_decodes_to_the_same_receipt(
+            index in 0usize..400,
+            bit in 0u8..8,
+        ) {
+            let receipt = Receipt {
+                invoice: invoice(),
+                plain_lock: PlainLock::from_bytes([6; 32]),
+            };
+            let mut bytes = receipt.to_bytes();
+            let index = index % bytes.len();
+            bytes[index] ^= 1 << bit;
+            if let Ok(decoded) = Receipt::from_bytes(&bytes) {
+                proptest::prop_assert_ne!(decoded, receipt);
+            }
+        }
+    }
 }
