@@ -533,3 +533,62 @@ fn a_mediator_charges_its_rate_for_requests_from_a_friend() {
     assert_eq!(net_position(&net, nodes[1], &nodes), 12);
     assert_eq!(net_position(&net, nodes[0], &nodes), -1_012);
 }
+
+#[test]
+fn a_reset_of_the_first_hop_ends_the_payment_and_releases_what_was_frozen() {
+    use offst_credit::ResetPolicy;
+    let mut net = SimNetwork::new(31);
+    let config = CreditConfig {
+        reset_policy: ResetPolicy::AcceptAlways,
+        ..CreditConfig::default()
+    };
+    let nodes: Vec<NodeId> = (0..3).map(|_| net.add_node(config)).collect();
+    let (buyer, mediator, seller) = (nodes[0], nodes[1], nodes[2]);
+    net.befriend(buyer, mediator).unwrap();
+    net.befriend(mediator, seller).unwrap();
+    net.settle().unwrap();
+    set_limit(&mut net, mediator, buyer, 1_000);
+    set_limit(&mut net, seller, mediator, 1_000);
+    net.settle().unwrap();
+    let invoice = invoice_of(&mut net, seller, 40, 3_600_000);
+    // The mediator is cut off from the seller, so the request stays pending on the
+    // buyer's channel while the mediator waits... then the buyer's channel breaks.
+    let payment_id = pay(&mut net, buyer, &invoice, vec![(nodes.clone(), 40)], 5).unwrap();
+    let at_mediator = |net: &SimNetwork| !net.node(mediator).state().payments.forwards.is_empty();
+    while !at_mediator(&net) && net.deliver(0) {}
+    assert!(at_mediator(&net));
+    net.partition(mediator, seller);
+    net.partition(buyer, mediator);
+    // The buyer's store loses track of its balance with the mediator: a reset follows.
+    let key = net.public_key(mediator);
+    let friend = net.persisted(buyer).friends[&key].clone();
+    let ChannelStatus::Consistent(channel) = friend.channel else {
+        panic!("inconsistent");
+    };
+    let mut terms = channel.sheet.to_terms();
+    terms[0].balance = offst_proto::Balance(terms[0].balance.0 - 3);
+    let mut corrupted = channel.clone();
+    corrupted.sheet = offst_credit::BalanceSheet::from_terms(&terms, false).unwrap();
+    net.tamper_store(
+        buyer,
+        &offst_credit::Change::SetChannel {
+            friend: key,
+            channel: Box::new(ChannelStatus::Consistent(corrupted)),
+        },
+    );
+    net.settle().unwrap();
+    net.check_invariants().unwrap();
+    let reset = [buyer, mediator].iter().any(|node| {
+        net.take_events(*node)
+            .iter()
+            .any(|event| matches!(event, Event::ChannelReset { .. }))
+    });
+    assert!(reset, "the channel was reset");
+    // Whatever the reset decided, the payment ended and nothing stays frozen anywhere.
+    assert_ne!(
+        payment_status(&net, buyer, &payment_id),
+        PaymentStatus::InProgress
+    );
+    assert!(nothing_frozen(&net, &nodes));
+    assert!(net.node(mediator).state().payments.forwards.is_empty());
+}
