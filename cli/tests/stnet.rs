@@ -19,6 +19,8 @@ fn stnet_json_reports_all_payments_ok_and_balances_summing_to_zero() {
     assert_eq!(report["payments_ok"], 20);
     assert_eq!(report["payments_failed"], 0);
     assert_eq!(report["balance_sum"], "0");
+    assert_eq!(report["multi_hop"], true);
+    assert_eq!(report["fees_earned_total"], report["fees_paid_total"]);
     let route = report["index_route"]["path"]
         .as_str()
         .expect("the index found a route");

@@ -11,10 +11,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use offst_credit::payment::verify_receipt;
+use offst_credit::PaymentStatus;
 use offst_crypto::Identity;
+use offst_index::ratelimit::RateLimit;
 use offst_index::server::{IndexServer, ServerConfig};
 use offst_node::{FriendStatus, IndexServerAddress, Node, NodeConfig, QueryOptions};
-use offst_proto::{Balance, Credits, Currency, PublicKey, RelayAddress};
+use offst_proto::{Credits, Currency, RelayAddress};
 use offst_relay::{RelayConfig, RelayHandle, RelayServer};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
@@ -38,6 +41,9 @@ struct Args {
     /// Directory for the nodes' data (default: a temporary directory, removed at exit).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Most fees a buyer pays per payment.
+    #[arg(long, default_value_t = 20)]
+    max_fees: u128,
     /// Seed for the choice of payers, payees and amounts.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -79,6 +85,11 @@ impl Relay {
             Identity::generate(&mut rand_core::OsRng),
             ServerConfig {
                 listen: "127.0.0.1:0".parse()?,
+                // A local network asks far more often than a real node would.
+                query_limit: RateLimit {
+                    per_second: 10_000.0,
+                    burst: 10_000.0,
+                },
                 ..ServerConfig::default()
             },
         ))?;
@@ -119,15 +130,6 @@ struct Tally {
     ok: u64,
     failed: u64,
     received: u64,
-}
-
-fn friend_balance(node: &Node, friend: PublicKey, currency: &Currency) -> Result<Balance> {
-    Ok(node
-        .friends()?
-        .into_iter()
-        .find(|f| f.public_key == friend)
-        .and_then(|f| f.currencies.into_iter().find(|c| &c.currency == currency))
-        .map_or(Balance::ZERO, |c| c.balance))
 }
 
 fn total_balance(node: &Node, currency: &Currency) -> Result<i128> {
@@ -297,37 +299,48 @@ fn main() -> Result<()> {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(args.seed);
     let mut tallies = vec![Tally::default(); nodes.len()];
     let mut latencies = Vec::with_capacity(args.payments);
+    let mut hops = Vec::with_capacity(args.payments);
     for index in 0..args.payments {
-        let &(a, b) = &links[rng.next_u64() as usize % links.len()];
-        let (payer, payee) = if rng.next_u32() % 2 == 0 {
-            (a, b)
-        } else {
-            (b, a)
-        };
+        // Any two nodes: most pairs are not friends, so payments cross mediators.
+        let buyer = rng.next_u64() as usize % nodes.len();
+        let seller = (buyer + 1 + rng.next_u64() as usize % (nodes.len() - 1)) % nodes.len();
         let amount = Credits(u128::from(rng.next_u32() % 10 + 1));
-        let payer_key = nodes[payer].public_key();
-        let before = friend_balance(&nodes[payee], payer_key, &currency)?;
-        let expected = before
-            .checked_add_credits(amount)
-            .context("balance overflow")?;
-        let sent = Instant::now();
-        match nodes[payer].transfer(nodes[payee].public_key(), &currency, amount) {
-            Ok(_) => {
-                let arrived = wait_until(Duration::from_secs(10), || {
-                    Ok(friend_balance(&nodes[payee], payer_key, &currency)? == expected)
-                })?;
-                if arrived {
-                    latencies.push(sent.elapsed());
-                    tallies[payer].ok += 1;
-                    tallies[payee].received += 1;
-                } else {
-                    tallies[payer].failed += 1;
-                }
-            }
+        let started = Instant::now();
+        let outcome = nodes[seller]
+            .create_invoice(
+                &currency,
+                amount,
+                &format!("stnet payment {index}"),
+                Duration::from_secs(60),
+            )
+            .and_then(|invoice| nodes[buyer].pay(&invoice.to_uri(), Credits(args.max_fees)));
+        let payment_id = match outcome {
+            Ok(payment_id) => payment_id,
             Err(err) => {
-                log::info!("payment {index} from node-{payer} to node-{payee} refused: {err}");
-                tallies[payer].failed += 1;
+                log::info!("payment {index} from node-{buyer} to node-{seller} refused: {err}");
+                tallies[buyer].failed += 1;
+                continue;
             }
+        };
+        let mut finished = None;
+        wait_until(Duration::from_secs(30), || {
+            finished = nodes[buyer]
+                .payment(payment_id)?
+                .filter(|p| p.status != PaymentStatus::InProgress);
+            Ok(finished.is_some())
+        })?;
+        match finished {
+            Some(payment) if payment.status == PaymentStatus::Succeeded => {
+                let receipt = payment
+                    .receipt
+                    .context("a succeeded payment has a receipt")?;
+                verify_receipt(&receipt).context("the receipt verifies")?;
+                latencies.push(started.elapsed());
+                hops.push(payment.routes);
+                tallies[buyer].ok += 1;
+                tallies[seller].received += 1;
+            }
+            _ => tallies[buyer].failed += 1,
         }
         if !args.json && (index + 1) % 25 == 0 {
             eprintln!("  {} / {} payments", index + 1, args.payments);
@@ -335,12 +348,24 @@ fn main() -> Result<()> {
     }
     latencies.sort();
 
+    // Let the last settlements reach every hop before reading balances.
+    std::thread::sleep(Duration::from_millis(200));
     let mut balances = BTreeMap::new();
+    let mut fees = BTreeMap::new();
     let mut sum = 0i128;
+    let (mut earned_total, mut paid_total) = (0u128, 0u128);
     for (index, node) in nodes.iter().enumerate() {
         let balance = total_balance(node, &currency)?;
         sum = sum.checked_add(balance).context("balance overflow")?;
         balances.insert(index, balance);
+        let account = node
+            .accounts()?
+            .into_iter()
+            .find(|a| a.currency == currency);
+        let (earned, paid) = account.map_or((0, 0), |a| (a.fees_earned.0, a.fees_paid.0));
+        earned_total += earned;
+        paid_total += paid;
+        fees.insert(index, (earned, paid));
     }
     let p50 = percentile(&latencies, 0.50);
     let p99 = percentile(&latencies, 0.99);
@@ -356,8 +381,8 @@ fn main() -> Result<()> {
                     "name": format!("node-{index}"),
                     "public_key": node.public_key().to_string(),
                     "balance": balances[&index].to_string(),
-                    "fees_earned": "0",
-                    "fees_paid": "0",
+                    "fees_earned": fees[&index].0.to_string(),
+                    "fees_paid": fees[&index].1.to_string(),
                     "payments_ok": tallies[index].ok,
                     "payments_failed": tallies[index].failed,
                     "payments_received": tallies[index].received,
@@ -380,33 +405,47 @@ fn main() -> Result<()> {
             })),
             "latency_p50_ms": p50,
             "latency_p99_ms": p99,
-            "multi_hop": false,
+            "multi_hop": true,
+            "fees_earned_total": earned_total.to_string(),
+            "fees_paid_total": paid_total.to_string(),
         });
         println!("{report:#}");
     } else {
         println!();
-        println!("| node    | balance | payments ok | failed | received |");
-        println!("|---------|--------:|------------:|-------:|---------:|");
+        println!(
+            "| node    | balance | fees earned | fees paid | payments ok | failed | received |"
+        );
+        println!(
+            "|---------|--------:|------------:|----------:|------------:|-------:|---------:|"
+        );
         for index in 0..nodes.len() {
             println!(
-                "| node-{index:<2} | {:>7} | {:>11} | {:>6} | {:>8} |",
-                balances[&index], tallies[index].ok, tallies[index].failed, tallies[index].received
+                "| node-{index:<2} | {:>7} | {:>11} | {:>9} | {:>11} | {:>6} | {:>8} |",
+                balances[&index],
+                fees[&index].0,
+                fees[&index].1,
+                tallies[index].ok,
+                tallies[index].failed,
+                tallies[index].received
             );
         }
         println!();
         println!(
             "{total_ok} payments ok, {total_failed} failed; latency p50 {p50:.2} ms, p99 {p99:.2} ms \
-             (payer's call to payee's stored balance, through the relay, SQLite FULL sync)"
+             (invoice created -> buyer holds a verified receipt; routes from the index, through \
+             the relay, SQLite FULL sync)"
         );
-        println!("sum of all balances: {sum} (mutual credit: always 0)");
         println!(
-            "total time {:.1} s; payments went between direct friends (multi-hop payments arrive \
-             with the payments issue)",
-            started.elapsed().as_secs_f64()
+            "sum of all balances: {sum} (mutual credit: always 0); fees earned {earned_total} = \
+             fees paid {paid_total}"
         );
+        println!("total time {:.1} s", started.elapsed().as_secs_f64());
     }
     if sum != 0 {
         bail!("balances do not sum to zero: {sum}");
+    }
+    if earned_total != paid_total {
+        bail!("fees earned ({earned_total}) differ from fees paid ({paid_total})");
     }
 
     if args.keep {

@@ -6,12 +6,15 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use offst_credit::{ChannelStatus, Command, CreditNode, NodeState, Output, Timestamp};
+use offst_credit::{
+    ChannelStatus, Command, CreditNode, Event, NodeState, Output, PayRoute, Timestamp,
+};
 use offst_crypto::Identity;
 use offst_index::client::{ClientConfig, IndexClient, QueryOptions};
 use offst_net::{AllowList, RelayListener, SecureSender};
 use offst_proto::index::{FeeRate, FriendCapacity, Route};
-use offst_proto::{Credits, Currency, PublicKey, WireMessage};
+use offst_proto::payment::{Invoice, Receipt};
+use offst_proto::{Credits, Currency, PaymentId, PublicKey, WireMessage};
 use offst_store::{Batch, EventQuery, NewEvent, SqliteStore, Store, StoredEvent};
 use rand_core::OsRng;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -19,7 +22,10 @@ use tokio::task::JoinHandle;
 
 use crate::events;
 use crate::links::{self, LinkEvent, LINK_EVENT_QUEUE_LEN};
-use crate::{now, CurrencyInfo, FriendInfo, FriendStatus, NodeConfig, NodeError, STOP_TIMEOUT};
+use crate::{
+    now, AccountInfo, CurrencyInfo, FriendInfo, FriendStatus, NodeConfig, NodeError, PaymentInfo,
+    MAX_PAYMENT_ROUTES, STOP_TIMEOUT,
+};
 
 /// What the API asks of the driver.
 pub(crate) enum Request {
@@ -31,6 +37,26 @@ pub(crate) enum Request {
     NextEvent(oneshot::Sender<Result<Option<StoredEvent>, NodeError>>),
     EventHandled(u64, oneshot::Sender<Result<bool, NodeError>>),
     Backup(PathBuf, oneshot::Sender<Result<(), NodeError>>),
+    CreateInvoice {
+        command: Command,
+        reply: oneshot::Sender<Result<Invoice, NodeError>>,
+    },
+    Pay {
+        payment_id: PaymentId,
+        invoice: Box<Invoice>,
+        max_fees: Credits,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    /// The second half of `Pay`, sent by the route-query task back to the driver.
+    PayOverRoutes {
+        payment_id: PaymentId,
+        invoice: Box<Invoice>,
+        routes: Vec<Route>,
+        max_fees: Credits,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    Payment(PaymentId, oneshot::Sender<Option<PaymentInfo>>),
+    Accounts(oneshot::Sender<Vec<AccountInfo>>),
     Routes {
         destination: PublicKey,
         currency: Currency,
@@ -74,6 +100,8 @@ pub(crate) struct Driver {
     link_events: mpsc::Receiver<LinkEvent>,
     network: Option<Network>,
     events_changed: Arc<Notify>,
+    /// For tasks that finish a request on the driver (a payment after its route query).
+    requests: mpsc::Sender<Request>,
 }
 
 impl Driver {
@@ -83,6 +111,7 @@ impl Driver {
         store: SqliteStore,
         state: NodeState,
         events_changed: Arc<Notify>,
+        requests: mpsc::Sender<Request>,
     ) -> Driver {
         let (link_events_tx, link_events) = mpsc::channel(LINK_EVENT_QUEUE_LEN);
         Driver {
@@ -96,6 +125,7 @@ impl Driver {
             link_events,
             network: None,
             events_changed,
+            requests,
         }
     }
 
@@ -209,6 +239,95 @@ impl Driver {
             Request::EventHandled(id, reply) => {
                 let _ = reply.send(self.store.mark_event_handled(id).map_err(NodeError::from));
             }
+            Request::CreateInvoice { command, reply } => {
+                match self.credit.handle_command(command, now(), &mut OsRng) {
+                    Ok(output) => {
+                        let invoice = output.events.iter().find_map(|event| match event {
+                            Event::InvoiceCreated { invoice } => Some(invoice.as_ref().clone()),
+                            _ => None,
+                        });
+                        self.step(output, Vec::new());
+                        let _ = reply.send(invoice.ok_or_else(|| {
+                            NodeError::Internal("the credit layer created no invoice".into())
+                        }));
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err.into()));
+                    }
+                }
+            }
+            Request::Pay {
+                payment_id,
+                invoice,
+                max_fees,
+                reply,
+            } => self.route_payment(payment_id, invoice, max_fees, reply),
+            Request::PayOverRoutes {
+                payment_id,
+                invoice,
+                routes,
+                max_fees,
+                reply,
+            } => {
+                let command = Command::Pay {
+                    payment_id,
+                    invoice,
+                    routes: routes
+                        .into_iter()
+                        .map(|route| PayRoute {
+                            route: route.nodes,
+                            dest_payment: route.amount,
+                        })
+                        .collect(),
+                    max_fees,
+                };
+                let result = self
+                    .credit
+                    .handle_command(command, now(), &mut OsRng)
+                    .map(|output| self.step(output, Vec::new()))
+                    .map_err(NodeError::from);
+                let _ = reply.send(result);
+            }
+            Request::Payment(payment_id, reply) => {
+                let info = self
+                    .credit
+                    .state()
+                    .payments
+                    .payments
+                    .get(&payment_id)
+                    .map(|payment| PaymentInfo {
+                        payment_id,
+                        invoice_id: payment.invoice.invoice_id,
+                        status: payment.status,
+                        amount: payment.invoice.amount,
+                        fees: payment.fees_paid,
+                        routes: payment.routes.len(),
+                        receipt: payment.plain_lock.map(|plain_lock| Receipt {
+                            invoice: payment.invoice.clone(),
+                            plain_lock,
+                        }),
+                        started_at: payment.started_at,
+                        finished_at: payment.finished_at,
+                    });
+                let _ = reply.send(info);
+            }
+            Request::Accounts(reply) => {
+                let accounts = self
+                    .credit
+                    .state()
+                    .payments
+                    .accounts
+                    .iter()
+                    .map(|(currency, account)| AccountInfo {
+                        currency: currency.clone(),
+                        fees_earned: account.fees_earned,
+                        fees_paid: account.fees_paid,
+                        received: account.received,
+                        sent: account.sent,
+                    })
+                    .collect();
+                let _ = reply.send(accounts);
+            }
             Request::Routes {
                 destination,
                 currency,
@@ -239,6 +358,62 @@ impl Driver {
                 let _ = reply.send(result.map_err(NodeError::from));
             }
         }
+    }
+
+    /// Asks the index for routes to the seller (one route, or a split over several when none
+    /// carries the whole amount), then hands the payment back to the driver.
+    fn route_payment(
+        &mut self,
+        payment_id: PaymentId,
+        invoice: Box<Invoice>,
+        max_fees: Credits,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    ) {
+        let Some(index) = self.network.as_ref().and_then(|n| n.index.clone()) else {
+            let _ = reply.send(Err(NodeError::Routing(
+                "no index server configured, or the node is not started".into(),
+            )));
+            return;
+        };
+        let requests = self.requests.clone();
+        tokio::spawn(async move {
+            let query = |max_routes| {
+                index.request_routes(
+                    invoice.currency.clone(),
+                    invoice.seller,
+                    invoice.amount,
+                    QueryOptions {
+                        max_routes,
+                        ..QueryOptions::default()
+                    },
+                )
+            };
+            let routes = match query(1).await {
+                Ok(routes) => Ok(routes),
+                Err(_) => query(MAX_PAYMENT_ROUTES).await,
+            };
+            match routes {
+                Ok(routes) => {
+                    let request = Request::PayOverRoutes {
+                        payment_id,
+                        invoice,
+                        routes,
+                        max_fees,
+                        reply,
+                    };
+                    if let Err(mpsc::error::SendError(Request::PayOverRoutes { reply, .. })) =
+                        requests.send(request).await
+                    {
+                        let _ = reply.send(Err(NodeError::NotRunning));
+                    }
+                }
+                Err(err) => {
+                    let _ = reply.send(Err(NodeError::Routing(format!(
+                        "no route to the seller: {err}"
+                    ))));
+                }
+            }
+        });
     }
 
     /// What the node can send to and receive from each linked friend, per currency: the

@@ -25,12 +25,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use offst_credit::PaymentStatus;
 use offst_credit::{Command, CreditConfig, Timestamp};
 use offst_crypto::keyfile::{self, KeyProtection};
 use offst_crypto::Identity;
 use offst_net::relay_client::RelayClientConfig;
 use offst_proto::card::FriendCard;
-use offst_proto::{Balance, Credits, Currency, PaymentId, PublicKey, RelayAddress, Text};
+use offst_proto::payment::{Invoice, Receipt};
+use offst_proto::{
+    Balance, Credits, Currency, InvoiceId, PaymentId, PublicKey, RelayAddress, Text,
+};
 use offst_store::{SqliteStore, Store};
 use rand_core::{OsRng, RngCore};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -148,6 +152,50 @@ pub struct FriendInfo {
     pub currencies: Vec<CurrencyInfo>,
 }
 
+/// Where a payment stands, as the buyer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentInfo {
+    /// The payment.
+    pub payment_id: PaymentId,
+    /// The invoice it pays.
+    pub invoice_id: InvoiceId,
+    /// In progress, succeeded (with a receipt) or cancelled.
+    pub status: PaymentStatus,
+    /// What the seller receives.
+    pub amount: Credits,
+    /// Fees paid to mediators.
+    pub fees: Credits,
+    /// Number of routes used.
+    pub routes: usize,
+    /// The receipt, once succeeded (verifiable offline with `offst_credit::payment::verify_receipt`).
+    pub receipt: Option<Receipt>,
+    /// Start and end, Unix ms.
+    pub started_at: u64,
+    /// When it succeeded or was cancelled.
+    pub finished_at: Option<u64>,
+}
+
+/// Totals per currency: what the node paid, received and earned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountInfo {
+    /// The currency.
+    pub currency: Currency,
+    /// Fees earned as a mediator.
+    pub fees_earned: Credits,
+    /// Fees paid as a buyer.
+    pub fees_paid: Credits,
+    /// Invoice amounts received as a seller.
+    pub received: Credits,
+    /// Invoice amounts paid as a buyer (fees excluded).
+    pub sent: Credits,
+}
+
+/// How long an invoice stays payable by default.
+pub const DEFAULT_INVOICE_VALIDITY: Duration = Duration::from_secs(3600);
+
+/// Most routes a payment is split over when no single route carries it.
+pub const MAX_PAYMENT_ROUTES: u32 = 8;
+
 /// The current time as the credit layer sees it: Unix milliseconds.
 pub(crate) fn now() -> Timestamp {
     let ms = SystemTime::now()
@@ -208,7 +256,14 @@ impl Node {
         let (requests, receiver) = mpsc::channel(REQUEST_QUEUE_LEN);
         let public_key = identity.public_key();
         let relays = config.relays.clone();
-        let driver = Driver::new(identity, config, store, state, events_changed.clone());
+        let driver = Driver::new(
+            identity,
+            config,
+            store,
+            state,
+            events_changed.clone(),
+            requests.clone(),
+        );
         runtime.spawn(driver.run(receiver));
         Ok(Node {
             public_key,
@@ -358,6 +413,72 @@ impl Node {
             options,
             reply,
         })?
+    }
+
+    /// Creates and signs an invoice for `amount` of `currency`, payable for `valid_for`. Share
+    /// its URI (`invoice.to_uri()`, an `offst:I1…` code); the node collects by itself once the
+    /// whole amount arrives (a `payment_received` event).
+    pub fn create_invoice(
+        &self,
+        currency: &Currency,
+        amount: Credits,
+        description: &str,
+        valid_for: Duration,
+    ) -> Result<Invoice, NodeError> {
+        if amount == Credits::ZERO {
+            return Err(NodeError::InvalidInput(
+                "the amount must be more than 0".into(),
+            ));
+        }
+        let description =
+            Text::new(description).map_err(|err| NodeError::InvalidInput(err.to_string()))?;
+        let valid_ms = u64::try_from(valid_for.as_millis()).unwrap_or(u64::MAX);
+        self.call(|reply| Request::CreateInvoice {
+            command: Command::CreateInvoice {
+                currency: currency.clone(),
+                amount,
+                expires_at: Timestamp(now().0.saturating_add(valid_ms)),
+                description,
+                relays: self.relays.clone(),
+            },
+            reply,
+        })?
+    }
+
+    /// Pays an invoice (its `offst:I1…` URI) in one action: asks the index servers for routes
+    /// (split over up to [`MAX_PAYMENT_ROUTES`] when no single route carries it) and sends the
+    /// payment, paying at most `max_fees` in fees. Returns the payment's id at once; the outcome
+    /// arrives as a `payment_succeeded` (with the receipt) or `payment_failed` event, and in
+    /// [`Node::payment`].
+    pub fn pay(&self, invoice: &str, max_fees: Credits) -> Result<PaymentId, NodeError> {
+        let invoice: Invoice = invoice
+            .parse()
+            .map_err(|err: offst_proto::uri::UriError| NodeError::InvalidInput(err.to_string()))?;
+        offst_credit::payment::verify_invoice(&invoice)
+            .map_err(|err| NodeError::InvalidInput(err.to_string()))?;
+        if invoice.expires_at <= now().0 {
+            return Err(NodeError::InvalidInput("the invoice has expired".into()));
+        }
+        let mut id = [0u8; 16];
+        OsRng.fill_bytes(&mut id);
+        let payment_id = PaymentId::from_bytes(id);
+        self.call(|reply| Request::Pay {
+            payment_id,
+            invoice: Box::new(invoice),
+            max_fees,
+            reply,
+        })??;
+        Ok(payment_id)
+    }
+
+    /// Where a payment stands.
+    pub fn payment(&self, payment_id: PaymentId) -> Result<Option<PaymentInfo>, NodeError> {
+        self.call(|reply| Request::Payment(payment_id, reply))
+    }
+
+    /// Totals per currency: fees earned and paid, amounts received and sent.
+    pub fn accounts(&self) -> Result<Vec<AccountInfo>, NodeError> {
+        self.call(Request::Accounts)
     }
 
     /// The oldest event the app has not marked handled, if any.

@@ -302,3 +302,140 @@ fn nodes_report_capacities_and_an_index_server_finds_routes_through_friends() {
     drop(nodes);
     relay.runtime.block_on(index.shutdown());
 }
+
+/// A relay and an index server on one runtime, and nodes configured with both.
+struct Network {
+    relay: Relay,
+    index: Option<offst_index::server::IndexServer>,
+    index_address: offst_node::IndexServerAddress,
+}
+
+impl Network {
+    fn start() -> Network {
+        let relay = Relay::start();
+        let index = relay
+            .runtime
+            .block_on(offst_index::server::IndexServer::start(
+                Identity::from_seed([202; 32]),
+                offst_index::server::ServerConfig {
+                    listen: "127.0.0.1:0".parse().unwrap(),
+                    ..Default::default()
+                },
+            ))
+            .unwrap();
+        let index_address = offst_node::IndexServerAddress {
+            public_key: index.public_key(),
+            address: index.local_addr().to_string(),
+        };
+        Network {
+            relay,
+            index: Some(index),
+            index_address,
+        }
+    }
+
+    fn open(&self, dir: &std::path::Path) -> Node {
+        let mut config = NodeConfig::new(dir, vec![self.relay.address.clone()]);
+        config.index_servers = vec![self.index_address.clone()];
+        let node = Node::open(config).unwrap();
+        node.start().unwrap();
+        node
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        if let Some(index) = self.index.take() {
+            self.relay.runtime.block_on(index.shutdown());
+        }
+    }
+}
+
+#[test]
+fn an_invoice_is_paid_over_a_mediator_with_fees_and_a_verifiable_receipt() {
+    let network = Network::start();
+    let dirs = [(); 3].map(|()| tempfile::tempdir().unwrap());
+    let nodes = dirs.each_ref().map(|dir| network.open(dir.path()));
+    let [alice, bob, carol] = &nodes;
+    befriend(alice, bob, "bob", "alice");
+    befriend(bob, carol, "carol", "bob");
+    for (a, b) in [(alice, bob), (bob, alice), (bob, carol), (carol, bob)] {
+        a.set_limit(b.public_key(), &fst(), Credits(100)).unwrap();
+    }
+    eventually(
+        Duration::from_secs(20),
+        "the index knows alice -> bob -> carol",
+        || {
+            // Slowly: the index limits each client's queries (20 per second).
+            std::thread::sleep(Duration::from_millis(100));
+            alice
+                .find_routes(
+                    carol.public_key(),
+                    &fst(),
+                    Credits(10),
+                    offst_node::QueryOptions::default(),
+                )
+                .is_ok_and(|routes| !routes.is_empty())
+        },
+    );
+
+    let invoice = carol
+        .create_invoice(&fst(), Credits(10), "two coffees", Duration::from_secs(60))
+        .unwrap();
+    let uri = invoice.to_uri();
+    assert!(uri.starts_with("offst:I1"), "{uri}");
+    let payment_id = alice.pay(&uri, Credits(5)).unwrap();
+    let mut done = None;
+    eventually(Duration::from_secs(20), "the payment ends", || {
+        done = alice
+            .payment(payment_id)
+            .unwrap()
+            .filter(|p| p.status != offst_credit::PaymentStatus::InProgress);
+        done.is_some()
+    });
+    let payment = done.unwrap();
+    assert_eq!(payment.status, offst_credit::PaymentStatus::Succeeded);
+    assert_eq!(payment.fees, Credits(1), "one mediator, one credit");
+    let receipt = payment.receipt.expect("a receipt");
+    offst_credit::payment::verify_receipt(&receipt).unwrap();
+    let mut forged = receipt.clone();
+    forged.invoice.amount = Credits(1_000);
+    assert!(offst_credit::payment::verify_receipt(&forged).is_err());
+
+    eventually(
+        Duration::from_secs(10),
+        "balances settled on every hop",
+        || {
+            balance(alice, bob.public_key()) == Balance(-11)
+                && balance(bob, alice.public_key()) == Balance(11)
+                && balance(bob, carol.public_key()) == Balance(-10)
+                && balance(carol, bob.public_key()) == Balance(10)
+        },
+    );
+    let earned = |node: &Node| {
+        node.accounts()
+            .unwrap()
+            .into_iter()
+            .find(|a| a.currency == fst())
+            .map(|a| (a.fees_earned, a.fees_paid, a.received, a.sent))
+    };
+    assert_eq!(
+        earned(bob).map(|a| a.0),
+        Some(Credits(1)),
+        "bob earned the fee"
+    );
+    assert_eq!(
+        earned(alice).map(|a| (a.1, a.3)),
+        Some((Credits(1), Credits(10)))
+    );
+    assert_eq!(earned(carol).map(|a| a.2), Some(Credits(10)));
+
+    // Paying the same invoice twice is refused; so is a damaged invoice.
+    assert!(alice.pay(&uri, Credits(5)).is_err());
+    let mut damaged = uri.clone();
+    damaged.replace_range(30..31, if &uri[30..31] == "A" { "B" } else { "A" });
+    assert!(matches!(
+        alice.pay(&damaged, Credits(5)),
+        Err(NodeError::InvalidInput(_))
+    ));
+}
