@@ -164,4 +164,62 @@ mod tests {
             Err(PaymentProofError::ZeroAmount)
         );
     }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// A fixed invoice: seller seed 0x01 x 32, id 0x02 x 32, plain lock 0x03 x 32, no relays,
+    /// 100 FST, expires at 1 700 000 000 000, description "tea".
+    fn vector_invoice() -> (Invoice, PlainLock) {
+        let seller = Identity::from_seed([1; 32]);
+        let plain_lock = PlainLock::from_bytes([3; 32]);
+        let mut invoice = Invoice {
+            invoice_id: InvoiceId::from_bytes([2; 32]),
+            seller: seller.public_key(),
+            seller_relays: Vec::new(),
+            currency: Currency::new("FST").unwrap(),
+            amount: Credits(100),
+            expires_at: 1_700_000_000_000,
+            description: Text::new("tea").unwrap(),
+            hashed_lock: hash_lock(&plain_lock),
+            signature: Signature::from_bytes([0; 64]),
+        };
+        invoice.signature = seller.sign(&invoice.signing_bytes());
+        (invoice, plain_lock)
+    }
+
+    #[test]
+    fn invoice_vectors_are_stable() {
+        let (invoice, plain_lock) = vector_invoice();
+        assert_eq!(
+            hex(&invoice.signing_bytes()),
+            "000000186f666673742f76312f7061796d656e742f696e766f69636502020202020202020202020202\
+             020202020202020202020202020202020202028a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94\
+             121bf3748801b40f6f5c000000000000000346535400000000000000000000000000000064000001\
+             8bcfe568000000000374656129a5dcf0b0ac3bf3de1d0bb3222a222844178938b8877aff6e09763d\
+             4adaaa79"
+        );
+        assert_eq!(
+            hex(invoice.hashed_lock.as_bytes()),
+            "29a5dcf0b0ac3bf3de1d0bb3222a222844178938b8877aff6e09763d4adaaa79"
+        );
+        assert_eq!(
+            hex(invoice.signature.as_bytes()),
+            "5263f5b6383ecd9bf54e219806c4424d91799d367599218b7479a911d0f7f286\
+             06356cf5d31e9d645fa03b9344dca2ad06a61981172e51f6a33f77b7c44ee000"
+        );
+        assert_eq!(
+            invoice.to_uri(),
+            "offst:I1AIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBAEAQCAIBIVCHD3V2AT4MV7VJNWLJ4XJOXF\
+             STHBG7R3FASDPZXJCABWQHW6XADIZJVIAAAAAAAAAAAAAAAAAAAAAAAAZAAAAAYXT7FNAACTJO46CYKYO7T3YO\
+             QXMZCFIRCQRAXRE4LRB3275XAS5R5JLNKU6IDORSWCACSMP23MOB6ZWN7KTRBTADMIQSNSF4Z2NTVTEQYW5DZV\
+             EI5B57SQYDDK3HV2MPJ2ZC7UA5ZGRG4UKWQNJQZQELS4UPWUM7XPN6EJ3QABWF3CHMQ"
+        );
+        verify_receipt(&Receipt {
+            invoice,
+            plain_lock,
+        })
+        .unwrap();
+    }
 }
