@@ -36,6 +36,7 @@ mod error;
 pub mod framed;
 pub mod relay_client;
 pub mod secure;
+pub mod shutdown;
 pub mod tcp;
 
 pub use access::{AccessControl, AllowAll, AllowList};

@@ -108,39 +108,16 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("starting the async runtime")?;
             runtime.block_on(async move {
+                let stop =
+                    offst_net::shutdown::stop_signal().context("installing signal handlers")?;
                 let server = IndexServer::start(identity, config).await?;
                 if let Some(metrics) = server.metrics_addr() {
                     log::info!("metrics on http://{metrics}/metrics");
                 }
-                shutdown_signal().await;
-                log::info!("shutting down");
+                stop.await;
                 server.shutdown().await;
                 anyhow::Ok(())
             })
         }
-    }
-}
-
-/// Completes on SIGINT or SIGTERM (Ctrl-C elsewhere).
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(err) => {
-                log::warn!("cannot listen for SIGTERM: {err}");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

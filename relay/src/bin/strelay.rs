@@ -85,29 +85,6 @@ fn config_from(cli: &Cli) -> anyhow::Result<RelayConfig> {
     Ok(config)
 }
 
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    log::info!("stop signal received; shutting down");
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -138,7 +115,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(metrics) = server.metrics_addr() {
         log::info!("metrics on http://{metrics}/metrics");
     }
+    // Handlers first, then the card (which tells scripts and tests that the relay is up).
+    let stop = offst_net::shutdown::stop_signal().context("installing signal handlers")?;
     println!("{}", server.card());
-    server.run(stop_signal()).await;
+    server.run(stop).await;
     Ok(())
 }
