@@ -10,6 +10,7 @@ out=target/bindings
 echo "bindings: building the library, strelay and uniffi-bindgen (debug)"
 cargo build --quiet -p offst-ffi
 cargo build --quiet -p offst-relay --bin strelay
+cargo build --quiet -p offst-index --bin stindex
 cargo build --quiet -p offst-ffi --features cli --bin uniffi-bindgen
 lib=target/debug/liboffst.so
 

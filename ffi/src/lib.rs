@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Once, RwLock};
 use std::time::Duration;
 
-use offst_credit::{CommandError, OperationError};
+use offst_credit::{CommandError, OperationError, PaymentStatus};
 use offst_node::{FriendStatus, KeySecret, Node, NodeConfig, NodeError};
 use offst_proto::card::FriendCard;
 use offst_proto::relay::RelayCard;
@@ -131,7 +131,89 @@ pub struct OffstConfig {
     /// A secret from the platform keystore (≥ 16 bytes) that encrypts the identity key at rest;
     /// `None` stores it unencrypted (protected by the app sandbox only).
     pub key_secret: Option<Vec<u8>>,
+    /// Index servers as `KEY@HOST:PORT`, in order of preference (routes for payments).
+    pub index_servers: Vec<String>,
 }
+
+/// Where a payment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum OffstPaymentStatus {
+    /// On its way.
+    InProgress,
+    /// Paid: the receipt is available.
+    Succeeded,
+    /// Cancelled: nothing was paid and all frozen credit was released.
+    Failed,
+}
+
+/// A payment, as the buyer sees it. Amounts are decimal strings.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct OffstPayment {
+    /// The payment's id.
+    pub payment_id: String,
+    /// Its status.
+    pub status: OffstPaymentStatus,
+    /// What the seller receives.
+    pub amount: String,
+    /// Fees paid to mediators.
+    pub fees: String,
+    /// Number of routes the payment was split over.
+    pub routes: u32,
+    /// The receipt (base64url), once succeeded: proof of payment anyone can check with
+    /// `verify_receipt`.
+    pub receipt: Option<String>,
+}
+
+/// What a verified receipt proves.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct OffstReceipt {
+    /// The invoice paid (its `offst:I1…` URI).
+    pub invoice: String,
+    /// The seller's public key.
+    pub seller: String,
+    /// The currency.
+    pub currency: String,
+    /// The amount the seller received.
+    pub amount: String,
+    /// The invoice's description.
+    pub description: String,
+}
+
+fn parse_index_server(text: &str) -> Result<offst_node::IndexServerAddress, OffstError> {
+    let invalid = || {
+        OffstError::InvalidInput(format!(
+            "invalid index server {text:?}: write it as KEY@HOST:PORT (see `stindex card`)"
+        ))
+    };
+    let (key, address) = text.trim().split_once('@').ok_or_else(invalid)?;
+    let public_key = key.parse().map_err(|_| invalid())?;
+    offst_proto::NetAddress::new(address).map_err(|_| invalid())?;
+    Ok(offst_node::IndexServerAddress {
+        public_key,
+        address: address.to_owned(),
+    })
+}
+
+fn payment_from(info: offst_node::PaymentInfo) -> OffstPayment {
+    use base64::Engine as _;
+    OffstPayment {
+        payment_id: info.payment_id.to_string(),
+        status: match info.status {
+            PaymentStatus::InProgress => OffstPaymentStatus::InProgress,
+            PaymentStatus::Succeeded => OffstPaymentStatus::Succeeded,
+            PaymentStatus::Cancelled => OffstPaymentStatus::Failed,
+        },
+        amount: info.amount.to_string(),
+        fees: info.fees.to_string(),
+        routes: u32::try_from(info.routes).unwrap_or(u32::MAX),
+        receipt: info.receipt.map(|receipt| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(receipt.to_bytes())
+        }),
+    }
+}
+
+/// Longest time `pay` waits for a payment to end (requests expire well before).
+const PAY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A friend's channel state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
@@ -237,7 +319,13 @@ impl OffstNode {
                     .map_err(|err| OffstError::InvalidInput(format!("invalid relay card: {err}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let index_servers = config
+            .index_servers
+            .iter()
+            .map(|text| parse_index_server(text))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut node_config = NodeConfig::new(PathBuf::from(config.data_dir), relays);
+        node_config.index_servers = index_servers;
         if let Some(secret) = config.key_secret {
             node_config.key_secret = KeySecret::AppSecret(secret);
         }
@@ -318,6 +406,87 @@ impl OffstNode {
             .to_string())
     }
 
+    /// Creates an invoice for `amount` of `currency`, payable for `valid_for_secs` seconds;
+    /// returns its `offst:I1…` URI for a QR code or link. The node collects by itself when the
+    /// buyer pays (a `payment_received` event).
+    pub fn create_invoice(
+        &self,
+        currency: String,
+        amount: String,
+        description: String,
+        valid_for_secs: u64,
+    ) -> Result<String, OffstError> {
+        Ok(self
+            .node
+            .create_invoice(
+                &parse_currency(&currency)?,
+                parse_amount(&amount)?,
+                &description,
+                Duration::from_secs(valid_for_secs),
+            )?
+            .to_uri())
+    }
+
+    /// Pays an invoice (its `offst:I1…` URI) in one action — routes from the index servers,
+    /// over mediators, at most `max_fees` in fees — and returns when the payment has ended
+    /// (a suspend function in Kotlin, async in Swift and Python): `Succeeded` with a receipt,
+    /// or `Failed` with nothing paid.
+    pub async fn pay(&self, invoice: String, max_fees: String) -> Result<OffstPayment, OffstError> {
+        let max_fees = parse_amount(&max_fees)?;
+        let node = self.node.clone();
+        let (reply, result) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("offst-pay".into())
+            .spawn(move || {
+                let outcome = (|| {
+                    let payment_id = node.pay(&invoice, max_fees)?;
+                    let deadline = std::time::Instant::now() + PAY_TIMEOUT;
+                    loop {
+                        let info = node.payment(payment_id)?.ok_or_else(|| {
+                            NodeError::Internal("the payment record disappeared".into())
+                        })?;
+                        if info.status != PaymentStatus::InProgress
+                            || std::time::Instant::now() > deadline
+                        {
+                            return Ok(info);
+                        }
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                })();
+                let _ = reply.send(outcome);
+            })
+            .map_err(|err| OffstError::Internal(format!("spawning the payment: {err}")))?;
+        let info: Result<offst_node::PaymentInfo, NodeError> = result
+            .await
+            .map_err(|_| OffstError::Internal("the payment task stopped".into()))?;
+        Ok(payment_from(info?))
+    }
+
+    /// Where a payment stands (`None` for an unknown id).
+    pub fn payment(&self, payment_id: String) -> Result<Option<OffstPayment>, OffstError> {
+        let id = payment_id
+            .parse()
+            .map_err(|err| OffstError::InvalidInput(format!("invalid payment id: {err}")))?;
+        Ok(self.node.payment(id)?.map(payment_from))
+    }
+
+    /// Fees earned and paid, amounts received and sent, per currency, as
+    /// `(currency, fees_earned, fees_paid, received, sent)` decimal strings.
+    pub fn accounts(&self) -> Result<Vec<OffstAccount>, OffstError> {
+        Ok(self
+            .node
+            .accounts()?
+            .into_iter()
+            .map(|a| OffstAccount {
+                currency: a.currency.to_string(),
+                fees_earned: a.fees_earned.to_string(),
+                fees_paid: a.fees_paid.to_string(),
+                received: a.received.to_string(),
+                sent: a.sent.to_string(),
+            })
+            .collect())
+    }
+
     /// Every friend with status, balances and limits.
     pub fn friends(&self) -> Result<Vec<OffstFriend>, OffstError> {
         Ok(self
@@ -380,6 +549,43 @@ impl OffstNode {
     pub fn backup(&self, path: String) -> Result<(), OffstError> {
         Ok(self.node.backup(PathBuf::from(path))?)
     }
+}
+
+/// Totals of one currency. Amounts are decimal strings.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct OffstAccount {
+    /// The currency.
+    pub currency: String,
+    /// Fees earned as a mediator.
+    pub fees_earned: String,
+    /// Fees paid as a buyer.
+    pub fees_paid: String,
+    /// Invoice amounts received as a seller.
+    pub received: String,
+    /// Invoice amounts paid as a buyer, fees excluded.
+    pub sent: String,
+}
+
+/// Checks a receipt offline (no node needed): the seller's signature on the invoice and the
+/// secret that only the seller could reveal. Returns what it proves, or `InvalidInput`.
+#[uniffi::export]
+pub fn verify_receipt(receipt: String) -> Result<OffstReceipt, OffstError> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(receipt.trim())
+        .map_err(|err| OffstError::InvalidInput(format!("the receipt is not base64url: {err}")))?;
+    let receipt = offst_proto::payment::Receipt::from_bytes(&bytes)
+        .map_err(|err| OffstError::InvalidInput(format!("not a receipt: {err}")))?;
+    offst_credit::payment::verify_receipt(&receipt)
+        .map_err(|err| OffstError::InvalidInput(format!("the receipt does not verify: {err}")))?;
+    let invoice = &receipt.invoice;
+    Ok(OffstReceipt {
+        invoice: invoice.to_uri(),
+        seller: invoice.seller.to_string(),
+        currency: invoice.currency.to_string(),
+        amount: invoice.amount.to_string(),
+        description: invoice.description.to_string(),
+    })
 }
 
 /// Parses a friend card without a node (e.g. to show who it is before adding).

@@ -18,10 +18,17 @@ def wait_for(what, check, timeout=10.0):
         time.sleep(0.01)
 
 
-def open_node(tmp_path, name, relay):
-    node = offst.OffstNode.open(
-        offst.OffstConfig(data_dir=str(tmp_path / name), relays=[relay], key_secret=None)
+def config(tmp_path, name, relay, index=None):
+    return offst.OffstConfig(
+        data_dir=str(tmp_path / name),
+        relays=[relay],
+        key_secret=None,
+        index_servers=[index] if index else [],
     )
+
+
+def open_node(tmp_path, name, relay, index=None):
+    node = offst.OffstNode.open(config(tmp_path, name, relay, index))
     node.start()
     return node
 
@@ -113,7 +120,7 @@ def test_a_closed_node_reopens_with_its_state(tmp_path, relay):
     alice_key, bob_key = alice.public_key(), bob.public_key()
 
     with pytest.raises(offst.OffstError.DataDirInUse):
-        offst.OffstNode.open(offst.OffstConfig(data_dir=str(tmp_path / "bob"), relays=[relay], key_secret=None))
+        offst.OffstNode.open(config(tmp_path, "bob", relay))
 
     del bob
     gc.collect()
@@ -155,3 +162,51 @@ def test_logs_reach_an_app_supplied_sink(tmp_path, relay):
     assert level == "INFO" and target.startswith("offst")
     offst.init_logging("warn")
     alice.stop()
+
+
+def test_an_invoice_is_paid_over_a_mediator(tmp_path, relay, index):
+    alice, bob, carol = (open_node(tmp_path, n, relay, index) for n in ("alice", "bob", "carol"))
+    befriend(alice, bob, "bob", "alice")
+    befriend(bob, carol, "carol", "bob")
+    for a, b in ((alice, bob), (bob, alice), (bob, carol), (carol, bob)):
+        a.set_limit(b.public_key(), "FST", "100")
+    wait_for("limits known", lambda: knows_limit(alice, bob.public_key(), 100)
+             and knows_limit(bob, carol.public_key(), 100) and knows_limit(carol, bob.public_key(), 100))
+
+    invoice = carol.create_invoice("FST", "10", "two coffees", 60)
+    assert invoice.startswith("offst:I1")
+
+    async def pay():
+        # The index needs a moment to hear every capacity report: retry while it finds no route.
+        deadline = time.time() + 20
+        while True:
+            try:
+                return await alice.pay(invoice, "5")
+            except offst.OffstError.NoRoute:
+                if time.time() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+    payment = asyncio.run(pay())
+    assert payment.status == offst.OffstPaymentStatus.SUCCEEDED
+    assert payment.fees == "1" and payment.amount == "10"
+    proof = offst.verify_receipt(payment.receipt)
+    assert proof.seller == carol.public_key() and proof.amount == "10"
+    assert proof.description == "two coffees"
+    tampered = payment.receipt[:-2] + ("A" if payment.receipt[-2] != "A" else "B") + payment.receipt[-1]
+    with pytest.raises(offst.OffstError.InvalidInput):
+        offst.verify_receipt(tampered)
+
+    wait_for("settled on every hop", lambda: balance(alice, bob.public_key()) == -11
+             and balance(bob, alice.public_key()) == 11
+             and balance(bob, carol.public_key()) == -10
+             and balance(carol, bob.public_key()) == 10)
+    fees = {a.currency: a for a in bob.accounts()}
+    assert fees["FST"].fees_earned == "1"
+    assert {a.currency: a for a in alice.accounts()}["FST"].fees_paid == "1"
+    assert {a.currency: a for a in carol.accounts()}["FST"].received == "10"
+
+    with pytest.raises(offst.OffstError.NotAllowed):
+        asyncio.run(alice.pay(invoice, "5"))
+    with pytest.raises(offst.OffstError.InvalidInput):
+        asyncio.run(alice.pay(invoice[:-4], "5"))

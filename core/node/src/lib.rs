@@ -499,7 +499,8 @@ impl Node {
                 return Ok(None);
             }
             let runtime = self.runtime.as_ref().ok_or(NodeError::NotRunning)?;
-            let _ = runtime.block_on(tokio::time::timeout(left, notified));
+            // The timer must be created inside the runtime (it needs its time driver).
+            let _ = runtime.block_on(async { tokio::time::timeout(left, notified).await });
         }
     }
 

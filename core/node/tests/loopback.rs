@@ -439,3 +439,19 @@ fn an_invoice_is_paid_over_a_mediator_with_fees_and_a_verifiable_receipt() {
         Err(NodeError::InvalidInput(_))
     ));
 }
+
+#[test]
+fn waiting_for_an_event_times_out_quietly_when_none_comes() {
+    let relay = Relay::start();
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path(), &relay);
+    while let Some(event) = node.next_event().unwrap() {
+        node.event_handled(event.id).unwrap();
+    }
+    let started = Instant::now();
+    assert_eq!(
+        node.wait_next_event(Duration::from_millis(200)).unwrap(),
+        None
+    );
+    assert!(started.elapsed() >= Duration::from_millis(200));
+}

@@ -19,6 +19,8 @@ class OffstBindingTest {
     private lateinit var dir: Path
     private lateinit var relay: Process
     private lateinit var relayCard: String
+    private lateinit var index: Process
+    private lateinit var indexAddress: String
     private val nodes = mutableListOf<OffstNode>()
 
     @BeforeEach
@@ -36,6 +38,21 @@ class OffstBindingTest {
         waitFor("relay up") {
             runCatching { Socket().use { it.connect(InetSocketAddress("127.0.0.1", port), 200) } }.isSuccess
         }
+
+        val indexPort = ServerSocket(0).use { it.localPort }
+        val stindex = System.getProperty("offst.stindex")
+        val indexBase = listOf(stindex, "--listen", "127.0.0.1:$indexPort",
+            "--key-file", dir.resolve("index.key").toString())
+        val indexCard = ProcessBuilder(indexBase + "card").start()
+        val key = indexCard.inputStream.bufferedReader().readLines()
+            .first { it.startsWith("public_key") }.substringAfter('"').substringBefore('"')
+        assertEquals(0, indexCard.waitFor())
+        indexAddress = "$key@127.0.0.1:$indexPort"
+        index = ProcessBuilder(indexBase + "run").redirectErrorStream(true)
+            .redirectOutput(ProcessBuilder.Redirect.DISCARD).start()
+        waitFor("index up") {
+            runCatching { Socket().use { it.connect(InetSocketAddress("127.0.0.1", indexPort), 200) } }.isSuccess
+        }
     }
 
     @AfterEach
@@ -43,6 +60,8 @@ class OffstBindingTest {
         nodes.forEach { it.close() }
         relay.destroy()
         relay.waitFor()
+        index.destroy()
+        index.waitFor()
         dir.toFile().deleteRecursively()
     }
 
@@ -55,7 +74,7 @@ class OffstBindingTest {
     }
 
     private fun open(name: String): OffstNode {
-        val node = OffstNode.open(OffstConfig(dir.resolve(name).toString(), listOf(relayCard), null))
+        val node = OffstNode.open(OffstConfig(dir.resolve(name).toString(), listOf(relayCard), null, listOf(indexAddress)))
         node.start()
         nodes += node
         return node
@@ -104,7 +123,48 @@ class OffstBindingTest {
     }
 
     @Test
-    fun eventsAreAwaitedFromCoroutines() = runBlocking {
+    fun anInvoiceIsPaidOverAMediatorWithAVerifiableReceipt() = runBlocking<Unit> {
+        val alice = open("alice")
+        val bob = open("bob")
+        val carol = open("carol")
+        befriend(alice, bob)
+        befriend(bob, carol)
+        for ((a, b) in listOf(alice to bob, bob to alice, bob to carol, carol to bob)) {
+            a.setLimit(b.publicKey(), "FST", "100")
+        }
+        waitFor("limits known") {
+            alice.knowsLimit(bob.publicKey(), 100) && bob.knowsLimit(carol.publicKey(), 100) &&
+                carol.knowsLimit(bob.publicKey(), 100)
+        }
+        val invoice = carol.createInvoice("FST", "10", "two coffees", 60uL)
+        assertTrue(invoice.startsWith("offst:I1"))
+        var payment: OffstPayment? = null
+        val deadline = System.currentTimeMillis() + 20_000
+        while (payment == null) {
+            try {
+                payment = alice.pay(invoice, "5")
+            } catch (e: OffstException.NoRoute) {
+                // The index has not heard every capacity report yet.
+                if (System.currentTimeMillis() > deadline) throw e
+                Thread.sleep(200)
+            }
+        }
+        assertEquals(OffstPaymentStatus.SUCCEEDED, payment!!.status)
+        assertEquals("1", payment!!.fees)
+        val proof = verifyReceipt(payment!!.receipt!!)
+        assertEquals(carol.publicKey(), proof.seller)
+        assertEquals("10", proof.amount)
+        waitFor("settled on every hop") {
+            alice.balance(bob.publicKey()) == (-11).toBigInteger() &&
+                bob.balance(carol.publicKey()) == (-10).toBigInteger() &&
+                carol.balance(bob.publicKey()) == 10.toBigInteger()
+        }
+        assertEquals("1", bob.accounts().first { it.currency == "FST" }.feesEarned)
+        assertThrows<OffstException.NotAllowed> { runBlocking { alice.pay(invoice, "5") } }
+    }
+
+    @Test
+    fun eventsAreAwaitedFromCoroutines() = runBlocking<Unit> {
         val alice = open("alice")
         val bob = open("bob")
         befriend(alice, bob)
@@ -131,7 +191,7 @@ class OffstBindingTest {
         alice.transfer(bob.publicKey(), "FST", "42")
         waitFor("paid") { bob.balance(alice.publicKey()) == 42.toBigInteger() }
         assertThrows<OffstException.DataDirInUse> {
-            OffstNode.open(OffstConfig(dir.resolve("bob").toString(), listOf(relayCard), null))
+            OffstNode.open(OffstConfig(dir.resolve("bob").toString(), listOf(relayCard), null, listOf()))
         }
         val bobKey = bob.publicKey()
         bob.close()
