@@ -455,3 +455,137 @@ fn waiting_for_an_event_times_out_quietly_when_none_comes() {
     );
     assert!(started.elapsed() >= Duration::from_millis(200));
 }
+
+/// Waits until `payment` at `buyer` has ended and returns it.
+fn ended(buyer: &Node, payment: offst_proto::PaymentId) -> offst_node::PaymentInfo {
+    let mut done = None;
+    eventually(Duration::from_secs(30), "the payment ends", || {
+        done = buyer
+            .payment(payment)
+            .unwrap()
+            .filter(|p| p.status != offst_credit::PaymentStatus::InProgress);
+        done.is_some()
+    });
+    done.unwrap()
+}
+
+/// Pays `uri` from `buyer`, retrying while the index has not heard every report yet.
+fn pay_when_routable(buyer: &Node, uri: &str, max_fees: u128) -> offst_proto::PaymentId {
+    let started = Instant::now();
+    loop {
+        match buyer.pay(uri, Credits(max_fees)) {
+            Ok(id) => return id,
+            Err(NodeError::Routing(_)) if started.elapsed() < Duration::from_secs(20) => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(err) => panic!("pay failed: {err}"),
+        }
+    }
+}
+
+fn pending(node: &Node, friend: PublicKey) -> (Credits, Credits) {
+    node.friends()
+        .unwrap()
+        .into_iter()
+        .find(|f| f.public_key == friend)
+        .and_then(|f| f.currencies.into_iter().find(|c| c.currency == fst()))
+        .map_or((Credits::ZERO, Credits::ZERO), |c| {
+            (c.local_pending_debt, c.remote_pending_debt)
+        })
+}
+
+fn chain(network: &Network, dirs: &[tempfile::TempDir]) -> Vec<Node> {
+    let nodes: Vec<Node> = dirs.iter().map(|dir| network.open(dir.path())).collect();
+    for pair in nodes.windows(2) {
+        befriend(&pair[0], &pair[1], "next", "previous");
+        pair[0]
+            .set_limit(pair[1].public_key(), &fst(), Credits(100))
+            .unwrap();
+        pair[1]
+            .set_limit(pair[0].public_key(), &fst(), Credits(100))
+            .unwrap();
+    }
+    for pair in nodes.windows(2) {
+        eventually(Duration::from_secs(10), "limits known both ways", || {
+            knows_limit(&pair[0], pair[1].public_key(), 100)
+                && knows_limit(&pair[1], pair[0].public_key(), 100)
+        });
+    }
+    nodes
+}
+
+#[test]
+fn an_invoice_is_paid_over_two_mediators_and_every_node_is_settled() {
+    let network = Network::start();
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes = chain(&network, &dirs);
+    let [alice, bob, carol, dave] = [&nodes[0], &nodes[1], &nodes[2], &nodes[3]];
+    let invoice = dave
+        .create_invoice(&fst(), Credits(20), "a book", Duration::from_secs(60))
+        .unwrap();
+    let payment = ended(alice, pay_when_routable(alice, &invoice.to_uri(), 10));
+    assert_eq!(payment.status, offst_credit::PaymentStatus::Succeeded);
+    assert_eq!(payment.fees, Credits(2), "two mediators, one credit each");
+    offst_credit::payment::verify_receipt(&payment.receipt.unwrap()).unwrap();
+    // alice paid 22 to bob; bob kept 1 and paid 21 to carol; carol kept 1 and paid 20 to dave.
+    eventually(Duration::from_secs(10), "every hop settled", || {
+        balance(alice, bob.public_key()) == Balance(-22)
+            && balance(bob, alice.public_key()) == Balance(22)
+            && balance(bob, carol.public_key()) == Balance(-21)
+            && balance(carol, bob.public_key()) == Balance(21)
+            && balance(carol, dave.public_key()) == Balance(-20)
+            && balance(dave, carol.public_key()) == Balance(20)
+    });
+    for (node, earned) in [(bob, 1), (carol, 1)] {
+        let account = node.accounts().unwrap();
+        assert_eq!(account[0].fees_earned, Credits(earned));
+    }
+    assert_eq!(dave.accounts().unwrap()[0].received, Credits(20));
+    for pair in nodes.windows(2) {
+        assert_eq!(
+            pending(&pair[0], pair[1].public_key()),
+            (Credits::ZERO, Credits::ZERO),
+            "nothing left frozen"
+        );
+    }
+}
+
+#[test]
+fn a_payment_ends_when_its_mediator_restarts_mid_payment() {
+    let network = Network::start();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = chain(&network, &dirs);
+    let invoice = nodes[2]
+        .create_invoice(&fst(), Credits(10), "restart", Duration::from_secs(60))
+        .unwrap();
+    let payment = pay_when_routable(&nodes[0], &invoice.to_uri(), 5);
+    // Kill the mediator right away (the payment is on its way) and bring it back.
+    let mediator_key = nodes[1].public_key();
+    drop(nodes.remove(1));
+    nodes.insert(1, network.open(dirs[1].path()));
+    assert_eq!(nodes[1].public_key(), mediator_key);
+    let payment = ended(&nodes[0], payment);
+    // Either way, everything frozen is released and the friends agree.
+    eventually(
+        Duration::from_secs(20),
+        "balances agree and nothing frozen",
+        || {
+            nodes.windows(2).all(|pair| {
+                let ab = balance(&pair[0], pair[1].public_key());
+                let ba = balance(&pair[1], pair[0].public_key());
+                ab.checked_neg() == Some(ba)
+                    && pending(&pair[0], pair[1].public_key()) == (Credits::ZERO, Credits::ZERO)
+            })
+        },
+    );
+    match payment.status {
+        offst_credit::PaymentStatus::Succeeded => {
+            assert_eq!(balance(&nodes[0], mediator_key), Balance(-11));
+            assert_eq!(balance(&nodes[2], mediator_key), Balance(10));
+        }
+        _ => {
+            assert_eq!(balance(&nodes[0], mediator_key), Balance::ZERO);
+            assert_eq!(balance(&nodes[2], mediator_key), Balance::ZERO);
+        }
+    }
+}
