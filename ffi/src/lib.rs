@@ -265,8 +265,9 @@ pub struct OffstEvent {
     pub id: u64,
     /// When, in Unix milliseconds.
     pub timestamp_ms: u64,
-    /// `transfer_received`, `transfer_sent`, `transfer_failed`, `friend_online`,
-    /// `friend_offline`, `channel_inconsistent`, `channel_reset`.
+    /// `transfer_received`, `transfer_sent`, `transfer_failed`, `payment_succeeded`,
+    /// `payment_failed`, `payment_received`, `friend_online`, `friend_offline`,
+    /// `channel_inconsistent`, `channel_reset`, ….
     pub kind: String,
     /// The friend concerned, if any.
     pub friend: Option<String>,
@@ -545,10 +546,140 @@ impl OffstNode {
         Ok(self.node.event_handled(id)?)
     }
 
-    /// Writes a backup of the node's database to `path` (which must not exist).
+    /// Writes a backup of the node's database to `path` (which must not exist). The backup
+    /// does not hold the identity key: keep the node's key file (`node.key` in the data
+    /// directory, encrypted with the keystore secret) yourself; `restore_node` needs both.
     pub fn backup(&self, path: String) -> Result<(), OffstError> {
         Ok(self.node.backup(PathBuf::from(path))?)
     }
+
+    /// Sets the fee we charge for forwarding payments that arrive from `friend` in `currency`:
+    /// `flat` credits (a decimal amount) plus `proportional_ppm` millionths of the amount.
+    pub fn set_fee_rate(
+        &self,
+        friend: String,
+        currency: String,
+        flat: String,
+        proportional_ppm: u32,
+    ) -> Result<(), OffstError> {
+        Ok(self.node.set_fee_rate(
+            parse_key(&friend)?,
+            &parse_currency(&currency)?,
+            Some(offst_node::FeeRate {
+                flat: parse_amount(&flat)?,
+                proportional_ppm,
+            }),
+        )?)
+    }
+
+    /// Puts the fee for payments arriving from `friend` in `currency` back to the default.
+    pub fn clear_fee_rate(&self, friend: String, currency: String) -> Result<(), OffstError> {
+        Ok(self
+            .node
+            .set_fee_rate(parse_key(&friend)?, &parse_currency(&currency)?, None)?)
+    }
+
+    /// Cancels one of our invoices (its `offst:I1…` URI or its id): payments for it fail from
+    /// now on and nothing is collected.
+    pub fn cancel_invoice(&self, invoice: String) -> Result<(), OffstError> {
+        let text = invoice.trim();
+        let invoice_id = if text.to_ascii_lowercase().starts_with("offst:") {
+            text.parse::<offst_proto::payment::Invoice>()
+                .map_err(|err| OffstError::InvalidInput(format!("invalid invoice: {err}")))?
+                .invoice_id
+        } else {
+            text.parse().map_err(|err| {
+                OffstError::InvalidInput(format!(
+                    "invalid invoice id: {err}; pass the invoice's offst:I1… URI or its id"
+                ))
+            })?
+        };
+        Ok(self.node.cancel_invoice(invoice_id)?)
+    }
+
+    /// What paying `invoice` would take, without paying: the routes (split over several when
+    /// one does not carry the amount) and the total fees. Async: it asks the index servers.
+    pub async fn quote(&self, invoice: String) -> Result<OffstQuote, OffstError> {
+        let node = self.node.clone();
+        let (reply, result) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("offst-quote".into())
+            .spawn(move || {
+                let _ = reply.send(node.quote(&invoice, offst_node::MAX_PAYMENT_ROUTES));
+            })
+            .map_err(|err| OffstError::Internal(format!("spawning the quote: {err}")))?;
+        let quote = result
+            .await
+            .map_err(|_| OffstError::Internal("the quote task stopped".into()))??;
+        Ok(OffstQuote {
+            routes: quote
+                .routes
+                .into_iter()
+                .map(|route| OffstRoute {
+                    nodes: route.nodes.iter().map(ToString::to_string).collect(),
+                    amount: route.amount.to_string(),
+                    fees: route.fees.to_string(),
+                })
+                .collect(),
+            total_fees: quote.total_fees.to_string(),
+        })
+    }
+
+    /// The node's history: stored events, handled or not, oldest first; only those at or after
+    /// `since_ms` (Unix ms) if given, at most `limit` (0: as many as allowed).
+    pub fn history(
+        &self,
+        since_ms: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<OffstEvent>, OffstError> {
+        let query = offst_node::EventQuery {
+            since_ms,
+            limit: (limit > 0).then(|| usize::try_from(limit).unwrap_or(usize::MAX)),
+            ..offst_node::EventQuery::default()
+        };
+        Ok(self
+            .node
+            .history(query)?
+            .into_iter()
+            .map(event_from)
+            .collect())
+    }
+}
+
+/// One route of a quote. Amounts are decimal strings.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct OffstRoute {
+    /// Public keys from the buyer (first) to the seller (last).
+    pub nodes: Vec<String>,
+    /// What the seller receives over this route.
+    pub amount: String,
+    /// What the mediators on this route charge.
+    pub fees: String,
+}
+
+/// What paying an invoice would take.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct OffstQuote {
+    /// The routes; their amounts add up to the invoice's.
+    pub routes: Vec<OffstRoute>,
+    /// The fees over all routes, paid on top of the invoice's amount.
+    pub total_fees: String,
+}
+
+/// Restores a node into `data_dir` (missing or empty: nothing is overwritten) from a backup
+/// made by `OffstNode.backup` and the node's key file the app kept (`key_file`; without it the
+/// node gets a new identity). Then open it with `OffstNode.open`.
+#[uniffi::export]
+pub fn restore_node(
+    backup_path: String,
+    data_dir: String,
+    key_file: Option<String>,
+) -> Result<(), OffstError> {
+    Ok(Node::restore(
+        std::path::Path::new(&backup_path),
+        std::path::Path::new(&data_dir),
+        key_file.as_deref().map(std::path::Path::new),
+    )?)
 }
 
 /// Totals of one currency. Amounts are decimal strings.

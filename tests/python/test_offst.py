@@ -210,3 +210,116 @@ def test_an_invoice_is_paid_over_a_mediator(tmp_path, relay, index):
         asyncio.run(alice.pay(invoice, "5"))
     with pytest.raises(offst.OffstError.InvalidInput):
         asyncio.run(alice.pay(invoice[:-4], "5"))
+
+
+def mediated(tmp_path, relay, index):
+    """alice – bob – carol with limits both ways on every link, and the index in use."""
+    alice, bob, carol = (open_node(tmp_path, n, relay, index) for n in ("alice", "bob", "carol"))
+    befriend(alice, bob, "bob", "alice")
+    befriend(bob, carol, "carol", "bob")
+    for a, b in ((alice, bob), (bob, alice), (bob, carol), (carol, bob)):
+        a.set_limit(b.public_key(), "FST", "100")
+    wait_for("limits known", lambda: knows_limit(alice, bob.public_key(), 100)
+             and knows_limit(bob, carol.public_key(), 100) and knows_limit(carol, bob.public_key(), 100))
+    return alice, bob, carol
+
+
+async def quote_when(node, invoice, check, timeout=20):
+    """Quotes until `check(quote)` holds: the index hears capacity reports with a delay."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            quote = await node.quote(invoice)
+            if check(quote):
+                return quote
+        except offst.OffstError.NoRoute:
+            pass
+        if time.time() > deadline:
+            raise AssertionError("the index never gave the expected quote")
+        await asyncio.sleep(0.2)
+
+
+def test_fee_rate_quote_history_and_cancelled_invoice(tmp_path, relay, index):
+    alice, bob, carol = mediated(tmp_path, relay, index)
+    # Bob charges 3 for payments arriving from alice.
+    bob.set_fee_rate(alice.public_key(), "FST", "3", 0)
+    with pytest.raises(offst.OffstError.InvalidInput):
+        bob.set_fee_rate(alice.public_key(), "FST", "x", 0)
+    with pytest.raises(offst.OffstError.UnknownFriend):
+        bob.set_fee_rate(carol.public_key()[:-1] + ("A" if carol.public_key()[-1] != "A" else "B"), "FST", "3", 0)
+
+    invoice = carol.create_invoice("FST", "10", "lunch", 60)
+    quote = asyncio.run(quote_when(alice, invoice, lambda q: q.total_fees == "3"))
+    assert [r.nodes for r in quote.routes] == [[alice.public_key(), bob.public_key(), carol.public_key()]]
+    assert quote.routes[0].amount == "10" and quote.routes[0].fees == "3"
+    assert balance(alice, bob.public_key()) == 0, "a quote pays nothing"
+
+    payment = asyncio.run(alice.pay(invoice, "5"))
+    assert payment.status == offst.OffstPaymentStatus.SUCCEEDED
+    assert payment.fees == quote.total_fees == "3"
+    wait_for("settled", lambda: balance(alice, bob.public_key()) == -13
+             and balance(carol, bob.public_key()) == 10)
+    assert {a.currency: a for a in bob.accounts()}["FST"].fees_earned == "3"
+
+    # History: every event, handled or not.
+    while (event := alice.next_event()) is not None:
+        alice.event_handled(event.id)
+    kinds = [e.kind for e in alice.history(None, 0)]
+    assert "payment_succeeded" in kinds
+    wait_for("seller's event", lambda: "payment_received" in [e.kind for e in carol.history(None, 0)])
+    assert len(alice.history(None, 1)) == 1
+    assert alice.history(int(time.time() * 1000) + 60_000, 0) == []
+
+    # A cancelled invoice is not paid.
+    cancelled = carol.create_invoice("FST", "7", "cancelled", 60)
+    carol.cancel_invoice(cancelled)
+    with pytest.raises(offst.OffstError.NotAllowed):
+        carol.cancel_invoice(cancelled)
+    with pytest.raises(offst.OffstError.InvalidInput):
+        carol.cancel_invoice("not an invoice")
+    try:
+        failed = asyncio.run(alice.pay(cancelled, "5"))
+        assert failed.status == offst.OffstPaymentStatus.FAILED
+    except (offst.OffstError.NotAllowed, offst.OffstError.NoRoute):
+        pass
+    wait_for("nothing frozen", lambda: all(c.local_pending_debt == "0"
+                                           for c in friend(alice, bob.public_key()).currencies))
+    assert balance(alice, bob.public_key()) == -13
+    assert balance(carol, bob.public_key()) == 10
+    assert {a.currency: a for a in carol.accounts()}["FST"].received == "10"
+
+    # Back to the default fee.
+    bob.clear_fee_rate(alice.public_key(), "FST")
+    again = carol.create_invoice("FST", "2", "tea", 60)
+    assert asyncio.run(quote_when(alice, again, lambda q: q.total_fees == "1")).total_fees == "1"
+
+
+def test_a_backup_restores_into_a_new_directory_with_the_key(tmp_path, relay):
+    alice, bob = (open_node(tmp_path, n, relay) for n in ("alice", "bob"))
+    befriend(alice, bob, "bob", "alice")
+    bob.set_limit(alice.public_key(), "FST", "100")
+    wait_for("limit known", lambda: knows_limit(alice, bob.public_key(), 100))
+    alice.transfer(bob.public_key(), "FST", "42")
+    wait_for("paid", lambda: balance(bob, alice.public_key()) == 42)
+
+    backup = tmp_path / "bob.backup"
+    bob.backup(str(backup))
+    with pytest.raises(offst.OffstError.Storage):
+        bob.backup(str(backup))  # never overwritten
+    key_file = str(tmp_path / "bob" / "node.key")
+
+    target = tmp_path / "restored"
+    offst.restore_node(str(backup), str(target), key_file)
+    with pytest.raises(offst.OffstError.InvalidInput):
+        offst.restore_node(str(backup), str(target), key_file)  # not empty: refused
+    with pytest.raises(offst.OffstError.InvalidInput):
+        offst.restore_node(str(tmp_path / "missing"), str(tmp_path / "other"), None)
+    (tmp_path / "junk").write_bytes(b"not a database")
+    with pytest.raises(offst.OffstError.Storage):
+        offst.restore_node(str(tmp_path / "junk"), str(tmp_path / "third"), key_file)
+    assert not any((tmp_path / "third").iterdir()), "a failed restore leaves nothing behind"
+
+    restored = offst.OffstNode.open(config(tmp_path, "restored", relay))
+    assert restored.public_key() == bob.public_key()
+    assert balance(restored, alice.public_key()) == 42
+    assert [f.public_key for f in restored.friends()] == [alice.public_key()]

@@ -27,6 +27,35 @@ use crate::{
     MAX_PAYMENT_ROUTES, STOP_TIMEOUT,
 };
 
+/// Why a route query cannot be made.
+const NO_INDEX: &str =
+    "no index server configured, or the node is not started: add index servers and call start()";
+
+/// The routes a payment of `invoice` takes: one route when one carries the whole amount, else
+/// a split over up to `max_routes` (the same query `pay` makes, so a quote matches the fees).
+async fn payment_routes(
+    index: &IndexClient,
+    invoice: &Invoice,
+    max_routes: u32,
+) -> Result<Vec<Route>, offst_index::client::ClientError> {
+    let query = |max_routes| {
+        index.request_routes(
+            invoice.currency.clone(),
+            invoice.seller,
+            invoice.amount,
+            QueryOptions {
+                max_routes,
+                ..QueryOptions::default()
+            },
+        )
+    };
+    match query(1).await {
+        Ok(routes) => Ok(routes),
+        Err(err) if max_routes <= 1 => Err(err),
+        Err(_) => query(max_routes).await,
+    }
+}
+
 /// What the API asks of the driver.
 pub(crate) enum Request {
     Start(oneshot::Sender<()>),
@@ -57,6 +86,17 @@ pub(crate) enum Request {
     },
     Payment(PaymentId, oneshot::Sender<Option<PaymentInfo>>),
     Accounts(oneshot::Sender<Vec<AccountInfo>>),
+    /// Routes and fees for paying an invoice, without paying.
+    Quote {
+        invoice: Box<Invoice>,
+        max_routes: u32,
+        reply: oneshot::Sender<Result<Vec<Route>, NodeError>>,
+    },
+    /// Stored events (the history), handled or not.
+    History(
+        EventQuery,
+        oneshot::Sender<Result<Vec<StoredEvent>, NodeError>>,
+    ),
     Routes {
         destination: PublicKey,
         currency: Currency,
@@ -353,6 +393,30 @@ impl Driver {
                     }
                 }
             }
+            Request::Quote {
+                invoice,
+                max_routes,
+                reply,
+            } => match self.network.as_ref().and_then(|n| n.index.clone()) {
+                None => {
+                    let _ = reply.send(Err(NodeError::Routing(NO_INDEX.into())));
+                }
+                Some(index) => {
+                    tokio::spawn(async move {
+                        let result =
+                            payment_routes(&index, &invoice, max_routes)
+                                .await
+                                .map_err(|err| {
+                                    NodeError::Routing(format!("no route to the seller: {err}"))
+                                });
+                        let _ = reply.send(result);
+                    });
+                }
+            },
+            Request::History(query, reply) => {
+                let result = tokio::task::block_in_place(|| self.store.events(&query));
+                let _ = reply.send(result.map_err(NodeError::from));
+            }
             Request::Backup(path, reply) => {
                 let result = tokio::task::block_in_place(|| self.store.backup_to(&path));
                 let _ = reply.send(result.map_err(NodeError::from));
@@ -370,28 +434,12 @@ impl Driver {
         reply: oneshot::Sender<Result<(), NodeError>>,
     ) {
         let Some(index) = self.network.as_ref().and_then(|n| n.index.clone()) else {
-            let _ = reply.send(Err(NodeError::Routing(
-                "no index server configured, or the node is not started".into(),
-            )));
+            let _ = reply.send(Err(NodeError::Routing(NO_INDEX.into())));
             return;
         };
         let requests = self.requests.clone();
         tokio::spawn(async move {
-            let query = |max_routes| {
-                index.request_routes(
-                    invoice.currency.clone(),
-                    invoice.seller,
-                    invoice.amount,
-                    QueryOptions {
-                        max_routes,
-                        ..QueryOptions::default()
-                    },
-                )
-            };
-            let routes = match query(1).await {
-                Ok(routes) => Ok(routes),
-                Err(_) => query(MAX_PAYMENT_ROUTES).await,
-            };
+            let routes = payment_routes(&index, &invoice, MAX_PAYMENT_ROUTES).await;
             match routes {
                 Ok(routes) => {
                     let request = Request::PayOverRoutes {
@@ -440,7 +488,16 @@ impl Driver {
                     currency: currency.clone(),
                     send: state.send_capacity(),
                     recv: state.receive_capacity(),
-                    rate: FeeRate::DEFAULT,
+                    rate: self
+                        .credit
+                        .state()
+                        .payments
+                        .rates
+                        .get(&(friend.public_key, currency.clone()))
+                        .map_or(FeeRate::DEFAULT, |rate| FeeRate {
+                            flat: rate.flat,
+                            proportional_ppm: rate.per_million,
+                        }),
                 });
             }
         }

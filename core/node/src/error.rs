@@ -11,10 +11,10 @@ pub enum NodeError {
     #[error("the data directory is in use by another Offst node; stop it first")]
     DataDirInUse,
     /// The identity key file could not be read or created.
-    #[error("identity key: {0}")]
+    #[error("identity key: {0} (check the key secret, or restore the key file the app kept)")]
     Key(#[from] KeyFileError),
     /// The database could not be opened or written.
-    #[error("storage: {0}")]
+    #[error("storage: {0} (check the data directory's free space and permissions)")]
     Store(StoreError),
     /// The credit layer refused the command (unknown friend, over a limit, …).
     #[error("{0}")]
@@ -26,10 +26,12 @@ pub enum NodeError {
     #[error("the node is not running; call start() first")]
     NotRunning,
     /// No index server is configured, or none could answer the route query.
-    #[error("routing: {0}")]
+    #[error(
+        "routing: {0} (check the index servers and that the node is started; a route needs friends with enough credit)"
+    )]
     Routing(String),
     /// An internal task failed; the node must be reopened.
-    #[error("internal error: {0}")]
+    #[error("internal error: {0}; close and reopen the node, and report it if it happens again")]
     Internal(String),
 }
 

@@ -21,7 +21,7 @@ pub mod error;
 mod events;
 mod links;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -41,8 +41,9 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 pub use error::NodeError;
 pub use offst_index::client::{IndexServerAddress, QueryOptions};
+pub use offst_proto::index::FeeRate;
 pub use offst_proto::index::Route;
-pub use offst_store::{NewEvent, StoredEvent};
+pub use offst_store::{EventQuery, NewEvent, StoredEvent};
 
 use crate::driver::{Driver, Request};
 
@@ -366,6 +367,66 @@ impl Node {
         })
     }
 
+    /// Sets the fee we charge for forwarding requests that arrive from `friend` in `currency`
+    /// (`None`: back to the default, [`FeeRate::DEFAULT`]). Index servers learn it with the
+    /// next capacity report, so quotes and routes include it.
+    pub fn set_fee_rate(
+        &self,
+        friend: PublicKey,
+        currency: &Currency,
+        rate: Option<FeeRate>,
+    ) -> Result<(), NodeError> {
+        if let Some(rate) = rate {
+            if rate.proportional_ppm > offst_proto::index::PPM_ONE {
+                return Err(NodeError::InvalidInput(format!(
+                    "the proportional fee must be at most {} parts per million (100%)",
+                    offst_proto::index::PPM_ONE
+                )));
+            }
+        }
+        self.command(Command::SetFeeRate {
+            friend,
+            currency: currency.clone(),
+            rate: rate.map(|rate| offst_credit::FeeRate {
+                per_million: rate.proportional_ppm,
+                flat: rate.flat,
+            }),
+        })
+    }
+
+    /// Cancels one of our open invoices: payments for it are refused from now on (any in
+    /// flight are cancelled, nothing is collected).
+    pub fn cancel_invoice(&self, invoice_id: InvoiceId) -> Result<(), NodeError> {
+        self.command(Command::CancelInvoice { invoice_id })
+    }
+
+    /// What paying `invoice` (its `offst:I1…` URI) would take, without paying: the routes
+    /// [`Node::pay`] would use (one route, or a split over up to `max_routes`) and the fees.
+    /// Capacities change, so a later `pay` may route differently.
+    pub fn quote(&self, invoice: &str, max_routes: u32) -> Result<Quote, NodeError> {
+        let invoice = parse_invoice(invoice)?;
+        if max_routes == 0 {
+            return Err(NodeError::InvalidInput(
+                "max_routes must be at least 1".into(),
+            ));
+        }
+        let routes = self.call(|reply| Request::Quote {
+            invoice: Box::new(invoice),
+            max_routes,
+            reply,
+        })??;
+        let total_fees = routes
+            .iter()
+            .try_fold(Credits::ZERO, |sum, route| sum.checked_add(route.fees))
+            .ok_or_else(|| NodeError::Routing("the route fees overflow".into()))?;
+        Ok(Quote { routes, total_fees })
+    }
+
+    /// The node's history: stored events matching `query`, handled or not, oldest first.
+    pub fn history(&self, query: EventQuery) -> Result<Vec<StoredEvent>, NodeError> {
+        self.call(|reply| Request::History(query, reply))?
+    }
+
     /// Pays a friend directly. Returns the transfer's id; the friend's acceptance arrives as an
     /// event. Fails at once (nothing changed) when the amount is zero or over what the friend
     /// lets us owe.
@@ -451,14 +512,7 @@ impl Node {
     /// arrives as a `payment_succeeded` (with the receipt) or `payment_failed` event, and in
     /// [`Node::payment`].
     pub fn pay(&self, invoice: &str, max_fees: Credits) -> Result<PaymentId, NodeError> {
-        let invoice: Invoice = invoice
-            .parse()
-            .map_err(|err: offst_proto::uri::UriError| NodeError::InvalidInput(err.to_string()))?;
-        offst_credit::payment::verify_invoice(&invoice)
-            .map_err(|err| NodeError::InvalidInput(err.to_string()))?;
-        if invoice.expires_at <= now().0 {
-            return Err(NodeError::InvalidInput("the invoice has expired".into()));
-        }
+        let invoice = parse_invoice(invoice)?;
         let mut id = [0u8; 16];
         OsRng.fill_bytes(&mut id);
         let payment_id = PaymentId::from_bytes(id);
@@ -510,9 +564,110 @@ impl Node {
     }
 
     /// Writes a consistent backup of the node's database to `path` (which must not exist).
+    ///
+    /// The backup holds the database only, not the identity key ([`KEY_FILE`] in the data
+    /// directory): keeping the key is the app's job (on mobile it is protected by the platform
+    /// keystore). [`Node::restore`] needs both.
     pub fn backup(&self, path: PathBuf) -> Result<(), NodeError> {
         self.call(|reply| Request::Backup(path, reply))?
     }
+
+    /// Restores a node into `data_dir` from a database `backup` made by [`Node::backup`] and,
+    /// if given, the identity `key_file` (a copy of the old [`KEY_FILE`]; without it the node
+    /// gets a new identity when opened, so friends will not recognise it). `data_dir` must be
+    /// missing or empty: nothing is ever overwritten, and on failure nothing is left behind.
+    /// Open the node with [`Node::open`] afterwards.
+    pub fn restore(
+        backup: &Path,
+        data_dir: &Path,
+        key_file: Option<&Path>,
+    ) -> Result<(), NodeError> {
+        let io_error = |path: &Path, source: std::io::Error| {
+            NodeError::Store(offst_store::StoreError::Io {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        if !backup.is_file() {
+            return Err(NodeError::InvalidInput(format!(
+                "no backup file at {}: pass the path of a file made by backup()",
+                backup.display()
+            )));
+        }
+        if let Some(key_file) = key_file {
+            if !key_file.is_file() {
+                return Err(NodeError::InvalidInput(format!(
+                    "no key file at {}: pass the copy of the node's {KEY_FILE}",
+                    key_file.display()
+                )));
+            }
+        }
+        std::fs::create_dir_all(data_dir).map_err(|err| io_error(data_dir, err))?;
+        let mut entries = std::fs::read_dir(data_dir).map_err(|err| io_error(data_dir, err))?;
+        if entries.next().is_some() {
+            return Err(NodeError::InvalidInput(format!(
+                "{} is not empty: restore into a new, empty directory",
+                data_dir.display()
+            )));
+        }
+        let key_target = data_dir.join(KEY_FILE);
+        let result = (|| {
+            if let Some(key_file) = key_file {
+                let key = std::fs::read(key_file).map_err(|err| io_error(key_file, err))?;
+                write_new_private(&key_target, &key).map_err(|err| io_error(&key_target, err))?;
+            }
+            drop(SqliteStore::restore(backup, data_dir)?);
+            Ok(())
+        })();
+        if result.is_err() {
+            // Leave the directory as it was: empty.
+            if let Ok(entries) = std::fs::read_dir(data_dir) {
+                for entry in entries.flatten() {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        result
+    }
+}
+
+/// Parses and checks an invoice URI: a valid seller signature, not expired.
+fn parse_invoice(invoice: &str) -> Result<Invoice, NodeError> {
+    let invoice: Invoice = invoice
+        .parse()
+        .map_err(|err: offst_proto::uri::UriError| NodeError::InvalidInput(err.to_string()))?;
+    offst_credit::payment::verify_invoice(&invoice)
+        .map_err(|err| NodeError::InvalidInput(err.to_string()))?;
+    if invoice.expires_at <= now().0 {
+        return Err(NodeError::InvalidInput(
+            "the invoice has expired: ask the seller for a new one".into(),
+        ));
+    }
+    Ok(invoice)
+}
+
+/// Creates `path` (failing if it exists) readable by its owner only, with `bytes`.
+fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// What paying an invoice would take (see [`Node::quote`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    /// The routes, cheapest first; their amounts add up to the invoice's.
+    pub routes: Vec<Route>,
+    /// The fees over all routes: what the buyer pays on top of the invoice's amount.
+    pub total_fees: Credits,
 }
 
 impl Drop for Node {
