@@ -4,7 +4,7 @@
 //! application. It decides what to send and when; it never does I/O, never reads a clock and
 //! never draws OS randomness.
 //!
-//! Contract for the runtime (docs/drafts/credit-architecture.md): apply `Output::changes` to the
+//! Contract for the runtime (docs/ARCHITECTURE.md, "The credit layer"): apply `Output::changes` to the
 //! store in one transaction and make it durable, only then send `Output::messages`, then hand
 //! `Output::events` to the application. After a restart, build the node from the stored
 //! [`NodeState`] and report every friend that comes online: the node retransmits what is needed.

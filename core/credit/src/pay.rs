@@ -1,6 +1,6 @@
 //! Multi-hop payments inside [`CreditNode`]: the buyer's `Pay`, the mediators' forwarding with
 //! fees, the seller's automatic collection, cancellation, expiry and accounting
-//! (docs/drafts/payments-protocol.md).
+//! (docs/PROTOCOL.md §14).
 //!
 //! Safety rule: a pending request is released only by its receiver (the downstream side),
 //! through the signed channel: by cancelling it, or by collecting it with the plain lock. A

@@ -1,5 +1,5 @@
 //! Invoices and receipts: creating a signed invoice, checking one, and verifying a receipt
-//! offline (docs/drafts/payments-protocol.md). The wire types live in
+//! offline (docs/PROTOCOL.md §14). The wire types live in
 //! [`offst_proto::payment`]; this module adds what needs keys and hashes.
 
 use offst_crypto::{hash_lock, random_bytes, verify_signature, Identity, SecureRngDyn};

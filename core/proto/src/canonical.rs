@@ -24,9 +24,9 @@ pub mod domain {
     pub const BALANCE_SHEET: &[u8] = b"offst/v1/friend/balance-sheet";
     /// The deterministic genesis link of a friend channel, derived from the two public keys.
     pub const CHANNEL_GENESIS: &[u8] = b"offst/v1/friend/genesis";
-    /// A node's signed capacity report to index servers (docs/drafts/index-protocol.md).
+    /// A node's signed capacity report to index servers (docs/PROTOCOL.md §11).
     pub const INDEX_CAPACITY_REPORT: &[u8] = b"offst/v1/index/capacity-report";
-    /// A seller's signed invoice (docs/drafts/payments-protocol.md).
+    /// A seller's signed invoice (docs/PROTOCOL.md §14).
     pub const INVOICE: &[u8] = b"offst/v1/payment/invoice";
 }
 

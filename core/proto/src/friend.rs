@@ -24,7 +24,7 @@ use crate::types::{
 ///
 /// Multi-hop payments use [`FriendOperation::RequestSendFunds`] (upstream to downstream),
 /// [`FriendOperation::CancelSendFunds`] and [`FriendOperation::CollectSendFunds`] (downstream to
-/// upstream); docs/drafts/payments-protocol.md.
+/// upstream); docs/PROTOCOL.md §14.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FriendOperation {
     /// Adds a currency to the shared sheet: balance 0, both limits 0, both sides closed.

@@ -61,7 +61,7 @@ pub const IDLE_TIMEOUT_SECS: u64 = 45;
 pub const REKEY_INTERVAL_SECS: u64 = 3600;
 
 /// Most (friend, currency) entries in one index capacity report. A report is a full snapshot of
-/// a node's channels (docs/drafts/index-protocol.md); 2,048 entries encode to about 250 KiB, well
+/// a node's channels (docs/PROTOCOL.md §11); 2,048 entries encode to about 250 KiB, well
 /// inside a frame, and exceed any friend list a personal node keeps.
 pub const MAX_INDEX_REPORT_ENTRIES: usize = 2048;
 

@@ -1,4 +1,4 @@
-//! Invoices and receipts of multi-hop payments (docs/drafts/payments-protocol.md).
+//! Invoices and receipts of multi-hop payments (docs/PROTOCOL.md §14).
 //!
 //! A seller creates an [`Invoice`]: what is to be paid (currency, amount), until when, to whom
 //! (the seller's key and relays) and the seller's hash lock, all signed by the seller. It is
