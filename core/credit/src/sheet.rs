@@ -114,6 +114,21 @@ pub struct CurrencyState {
 }
 
 impl CurrencyState {
+    /// Appends `currency` and this state in canonical order (name, balance, local and remote
+    /// pending debt, local and remote max debt, local and remote open): the layout of the sheet
+    /// hash (docs/PROTOCOL.md §10.3) and of stored channels.
+    pub fn write_canonical(&self, currency: &Currency, writer: &mut CanonicalWriter) {
+        writer
+            .text(currency.as_str())
+            .i128(self.balance.0)
+            .u128(self.local_pending_debt.0)
+            .u128(self.remote_pending_debt.0)
+            .u128(self.local_max_debt.0)
+            .u128(self.remote_max_debt.0)
+            .bool(self.local_open)
+            .bool(self.remote_open);
+    }
+
     /// The same currency seen from the friend's side.
     pub fn flipped(&self) -> Option<CurrencyState> {
         Some(CurrencyState {
@@ -579,15 +594,7 @@ pub fn sheet_hash(
         } else {
             state.flipped()?
         };
-        writer
-            .text(currency.as_str())
-            .i128(state.balance.0)
-            .u128(state.local_pending_debt.0)
-            .u128(state.remote_pending_debt.0)
-            .u128(state.local_max_debt.0)
-            .u128(state.remote_max_debt.0)
-            .bool(state.local_open)
-            .bool(state.remote_open);
+        state.write_canonical(currency, &mut writer);
     }
     // Pending payment requests, only when there are any (so sheets without payments hash as
     // before): count, then per request in id order whether the lower key sent it and the

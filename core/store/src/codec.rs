@@ -159,18 +159,6 @@ fn decode_terms(bytes: &[u8]) -> Result<ResetTerms, StoreError> {
     }
 }
 
-fn write_currency_state(writer: &mut CanonicalWriter, currency: &Currency, state: &CurrencyState) {
-    writer
-        .text(currency.as_str())
-        .i128(state.balance.0)
-        .u128(state.local_pending_debt.0)
-        .u128(state.remote_pending_debt.0)
-        .u128(state.local_max_debt.0)
-        .u128(state.remote_max_debt.0)
-        .bool(state.local_open)
-        .bool(state.remote_open);
-}
-
 fn read_currency_state(
     reader: &mut ByteReader<'_>,
 ) -> Result<(Currency, CurrencyState), StoreError> {
@@ -190,7 +178,7 @@ fn read_currency_state(
 fn write_sheet(writer: &mut CanonicalWriter, sheet: &BalanceSheet) {
     writer.list_len(sheet.len());
     for (currency, state) in sheet.currencies() {
-        write_currency_state(writer, currency, state);
+        state.write_canonical(currency, writer);
     }
     // Pending payment requests: who sent each, and the request as a wire operation.
     writer.list_len(sheet.requests().len());
