@@ -213,4 +213,64 @@ class OffstBindingTest {
         }
         assertTrue(alice.friends().isEmpty())
     }
+
+    @Test
+    fun aMediatorsFeeRateIsQuotedPaidAndInTheHistory() = runBlocking<Unit> {
+        val alice = open("alice")
+        val bob = open("bob")
+        val carol = open("carol")
+        befriend(alice, bob)
+        befriend(bob, carol)
+        for ((a, b) in listOf(alice to bob, bob to alice, bob to carol, carol to bob)) {
+            a.setLimit(b.publicKey(), "FST", "100")
+        }
+        waitFor("limits known") {
+            alice.knowsLimit(bob.publicKey(), 100) && bob.knowsLimit(carol.publicKey(), 100) &&
+                carol.knowsLimit(bob.publicKey(), 100)
+        }
+        bob.setFeeRate(alice.publicKey(), "FST", "3", 0u)
+        val invoice = carol.createInvoice("FST", "10", "lunch", 60uL)
+        var quote: OffstQuote? = null
+        val deadline = System.currentTimeMillis() + 20_000
+        while (quote?.totalFees != "3") {
+            if (System.currentTimeMillis() > deadline) throw AssertionError("no quote with fees 3: $quote")
+            quote = try { alice.quote(invoice) } catch (e: OffstException.NoRoute) { null }
+            if (quote?.totalFees != "3") Thread.sleep(200)
+        }
+        assertEquals(listOf(alice.publicKey(), bob.publicKey(), carol.publicKey()), quote!!.routes.single().nodes)
+        val payment = alice.pay(invoice, "5")
+        assertEquals(OffstPaymentStatus.SUCCEEDED, payment.status)
+        assertEquals(quote!!.totalFees, payment.fees)
+        assertTrue(alice.history(null, 0u).any { it.kind == "payment_succeeded" })
+        waitFor("seller's event") { carol.history(null, 0u).any { it.kind == "payment_received" } }
+
+        val cancelled = carol.createInvoice("FST", "7", "cancelled", 60uL)
+        carol.cancelInvoice(cancelled)
+        assertThrows<OffstException.NotAllowed> { carol.cancelInvoice(cancelled) }
+        val failed = runCatching { alice.pay(cancelled, "5") }.getOrNull()
+        assertTrue(failed == null || failed.status == OffstPaymentStatus.FAILED)
+        waitFor("settled") { carol.balance(bob.publicKey()) == 10.toBigInteger() }
+        assertEquals("10", carol.accounts().first { it.currency == "FST" }.received)
+    }
+
+    @Test
+    fun aBackupRestoresIntoANewDirectoryWithTheKey() {
+        val alice = open("alice")
+        val bob = open("bob")
+        befriend(alice, bob)
+        bob.setLimit(alice.publicKey(), "FST", "100")
+        waitFor("limit known") { alice.knowsLimit(bob.publicKey(), 100) }
+        alice.transfer(bob.publicKey(), "FST", "42")
+        waitFor("paid") { bob.balance(alice.publicKey()) == 42.toBigInteger() }
+        val backup = dir.resolve("bob.backup").toString()
+        bob.backup(backup)
+        val key = dir.resolve("bob").resolve("node.key").toString()
+        val target = dir.resolve("restored").toString()
+        restoreNode(backup, target, key)
+        assertThrows<OffstException.InvalidInput> { restoreNode(backup, target, key) }
+        val restored = OffstNode.open(OffstConfig(target, listOf(relayCard), null, listOf()))
+        nodes += restored
+        assertEquals(bob.publicKey(), restored.publicKey())
+        assertEquals(42.toBigInteger(), restored.balance(alice.publicKey()))
+    }
 }
