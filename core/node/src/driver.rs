@@ -378,9 +378,7 @@ impl Driver {
                 let index = self.network.as_ref().and_then(|n| n.index.clone());
                 match index {
                     None => {
-                        let _ = reply.send(Err(NodeError::Routing(
-                            "no index server configured, or the node is not started".into(),
-                        )));
+                        let _ = reply.send(Err(NodeError::Routing(NO_INDEX.into())));
                     }
                     Some(index) => {
                         tokio::spawn(async move {
