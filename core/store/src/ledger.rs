@@ -3,8 +3,11 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use offst_credit::{Change, ChannelStatus, CurrencyConfig, Friend, NodeState, PaymentBook};
-use offst_proto::{Credits, Currency, PublicKey, Text};
+use offst_credit::{
+    Change, ChannelStatus, CurrencyConfig, FeeRate, Forward, Friend, NodeState, OpenInvoice,
+    Payment, PaymentBook, PaymentStatus,
+};
+use offst_proto::{Credits, Currency, InvoiceId, PaymentId, PublicKey, RequestId, Text};
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::codec::{
@@ -213,58 +216,249 @@ fn apply_change(tx: &Transaction<'_>, change: &Change) -> Result<(), StoreError>
         Change::SetInvoice {
             invoice_id,
             invoice,
-        } => put_record(
-            tx,
-            &format!("{INVOICE_PREFIX}{}", hex(invoice_id.as_bytes())),
-            invoice.as_deref().map(encode_invoice),
-        )?,
+        } => write_invoice(tx, invoice_id, invoice.as_deref())?,
         Change::SetPayment {
             payment_id,
             payment,
-        } => put_record(
-            tx,
-            &format!("{PAYMENT_PREFIX}{}", hex(payment_id.as_bytes())),
-            payment.as_deref().map(encode_payment),
-        )?,
+        } => write_payment(tx, payment_id, payment.as_deref())?,
         Change::SetForward {
             request_id,
             forward,
-        } => put_record(
-            tx,
-            &format!("{FORWARD_PREFIX}{}", hex(request_id.as_bytes())),
-            forward.as_deref().map(encode_forward),
-        )?,
+        } => write_forward(tx, request_id, forward.as_deref())?,
         Change::SetFeeRate {
             friend,
             currency,
             rate,
-        } => put_record(
-            tx,
-            &format!(
-                "{FEE_RATE_PREFIX}{}/{}",
-                hex(friend.as_bytes()),
-                currency.as_str()
-            ),
-            rate.as_ref().map(encode_fee_rate),
-        )?,
-        Change::SetAccount { currency, account } => put_record(
-            tx,
-            &format!("{ACCOUNT_PREFIX}{}", currency.as_str()),
-            Some(encode_account(account)),
-        )?,
+        } => write_fee_rate(tx, friend, currency, rate.as_ref())?,
+        Change::SetAccount { currency, account } => {
+            tx.execute(
+                "INSERT INTO accounts (currency, record) VALUES (?1, ?2)
+                 ON CONFLICT (currency) DO UPDATE SET record = excluded.record",
+                params![currency.as_str(), encode_account(account)],
+            )?;
+        }
     }
     Ok(())
 }
 
-/// Payment records live in the settings table under these key prefixes (one row each).
-const INVOICE_PREFIX: &str = "credit/invoice/";
-const PAYMENT_PREFIX: &str = "credit/payment/";
-const FORWARD_PREFIX: &str = "credit/forward/";
-const FEE_RATE_PREFIX: &str = "credit/fee-rate/";
-const ACCOUNT_PREFIX: &str = "credit/account/";
+fn invoice_status(status: PaymentStatus) -> &'static str {
+    match status {
+        PaymentStatus::InProgress => "open",
+        PaymentStatus::Succeeded => "paid",
+        PaymentStatus::Cancelled => "cancelled",
+    }
+}
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+fn payment_status(status: PaymentStatus) -> &'static str {
+    match status {
+        PaymentStatus::InProgress => "in_progress",
+        PaymentStatus::Succeeded => "succeeded",
+        PaymentStatus::Cancelled => "cancelled",
+    }
+}
+
+fn time(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+fn write_invoice(
+    tx: &Transaction<'_>,
+    invoice_id: &InvoiceId,
+    record: Option<&OpenInvoice>,
+) -> Result<(), StoreError> {
+    match record {
+        Some(record) => tx.execute(
+            "INSERT INTO invoices (invoice_id, status, currency, amount, created_at, finished_at,
+                                   record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (invoice_id) DO UPDATE SET status = excluded.status,
+                 finished_at = excluded.finished_at, record = excluded.record",
+            params![
+                invoice_id.as_bytes(),
+                invoice_status(record.status),
+                record.invoice.currency.as_str(),
+                record.invoice.amount.0.to_be_bytes(),
+                time(record.created_at),
+                record.finished_at.map(time),
+                encode_invoice(record),
+            ],
+        )?,
+        None => tx.execute(
+            "DELETE FROM invoices WHERE invoice_id = ?1",
+            [invoice_id.as_bytes()],
+        )?,
+    };
+    Ok(())
+}
+
+fn write_payment(
+    tx: &Transaction<'_>,
+    payment_id: &PaymentId,
+    payment: Option<&Payment>,
+) -> Result<(), StoreError> {
+    match payment {
+        Some(payment) => tx.execute(
+            "INSERT INTO payments (payment_id, invoice_id, seller, status, currency, amount, fees,
+                                   started_at, finished_at, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (payment_id) DO UPDATE SET status = excluded.status,
+                 fees = excluded.fees, finished_at = excluded.finished_at,
+                 record = excluded.record",
+            params![
+                payment_id.as_bytes(),
+                payment.invoice.invoice_id.as_bytes(),
+                payment.invoice.seller.as_bytes(),
+                payment_status(payment.status),
+                payment.invoice.currency.as_str(),
+                payment.invoice.amount.0.to_be_bytes(),
+                payment.fees_paid.0.to_be_bytes(),
+                time(payment.started_at),
+                payment.finished_at.map(time),
+                encode_payment(payment),
+            ],
+        )?,
+        None => tx.execute(
+            "DELETE FROM payments WHERE payment_id = ?1",
+            [payment_id.as_bytes()],
+        )?,
+    };
+    Ok(())
+}
+
+fn write_forward(
+    tx: &Transaction<'_>,
+    request_id: &RequestId,
+    forward: Option<&Forward>,
+) -> Result<(), StoreError> {
+    match forward {
+        Some(forward) => tx.execute(
+            "INSERT INTO forwards (request_id, upstream, downstream, record)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (request_id) DO UPDATE SET record = excluded.record",
+            params![
+                request_id.as_bytes(),
+                forward.upstream.as_bytes(),
+                forward.downstream.as_bytes(),
+                encode_forward(forward),
+            ],
+        )?,
+        None => tx.execute(
+            "DELETE FROM forwards WHERE request_id = ?1",
+            [request_id.as_bytes()],
+        )?,
+    };
+    Ok(())
+}
+
+fn write_fee_rate(
+    tx: &Transaction<'_>,
+    friend: &PublicKey,
+    currency: &Currency,
+    rate: Option<&FeeRate>,
+) -> Result<(), StoreError> {
+    match rate {
+        Some(rate) => tx.execute(
+            "INSERT INTO fee_rates (friend, currency, rate) VALUES (?1, ?2, ?3)
+             ON CONFLICT (friend, currency) DO UPDATE SET rate = excluded.rate",
+            params![friend.as_bytes(), currency.as_str(), encode_fee_rate(rate)],
+        )?,
+        None => tx.execute(
+            "DELETE FROM fee_rates WHERE friend = ?1 AND currency = ?2",
+            params![friend.as_bytes(), currency.as_str()],
+        )?,
+    };
+    Ok(())
+}
+
+fn load_payment_book(conn: &rusqlite::Connection) -> Result<PaymentBook, StoreError> {
+    let mut book = PaymentBook::default();
+    let mut statement = conn.prepare("SELECT record FROM invoices")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let record = decode_invoice(&row.get::<_, Vec<u8>>(0)?)?;
+        book.invoices.insert(record.invoice.invoice_id, record);
+    }
+    let mut statement = conn.prepare("SELECT record FROM payments")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let payment = decode_payment(&row.get::<_, Vec<u8>>(0)?)?;
+        book.payments.insert(payment.payment_id, payment);
+    }
+    let mut statement = conn.prepare("SELECT request_id, record FROM forwards")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let id = RequestId::try_from_slice(&row.get::<_, Vec<u8>>(0)?)
+            .map_err(|err| invalid(err.to_string()))?;
+        book.forwards
+            .insert(id, decode_forward(&row.get::<_, Vec<u8>>(1)?)?);
+    }
+    let mut statement = conn.prepare("SELECT friend, currency, rate FROM fee_rates")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let friend = key_from_blob(&row.get::<_, Vec<u8>>(0)?)?;
+        let currency =
+            Currency::new(&row.get::<_, String>(1)?).map_err(|e| invalid(e.to_string()))?;
+        book.rates.insert(
+            (friend, currency),
+            decode_fee_rate(&row.get::<_, Vec<u8>>(2)?)?,
+        );
+    }
+    let mut statement = conn.prepare("SELECT currency, record FROM accounts")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let currency =
+            Currency::new(&row.get::<_, String>(0)?).map_err(|e| invalid(e.to_string()))?;
+        book.accounts
+            .insert(currency, decode_account(&row.get::<_, Vec<u8>>(1)?)?);
+    }
+    Ok(book)
+}
+
+/// Schema 1 kept payment records as rows of `settings` under `credit/…` keys; schema 2 has
+/// tables for them. Moves every such row (decoding it, so a damaged one stops the migration
+/// and changes nothing) and deletes it from `settings`.
+pub(crate) fn move_payment_records_out_of_settings(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    const INVOICE_PREFIX: &str = "credit/invoice/";
+    const PAYMENT_PREFIX: &str = "credit/payment/";
+    const FORWARD_PREFIX: &str = "credit/forward/";
+    const FEE_RATE_PREFIX: &str = "credit/fee-rate/";
+    const ACCOUNT_PREFIX: &str = "credit/account/";
+    let rows: Vec<(String, Vec<u8>)> = {
+        let mut statement =
+            tx.prepare("SELECT key, value FROM settings WHERE key LIKE 'credit/%'")?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (key, value) in &rows {
+        if key.starts_with(INVOICE_PREFIX) {
+            let record = decode_invoice(value)?;
+            write_invoice(tx, &record.invoice.invoice_id.clone(), Some(&record))?;
+        } else if key.starts_with(PAYMENT_PREFIX) {
+            let payment = decode_payment(value)?;
+            write_payment(tx, &payment.payment_id.clone(), Some(&payment))?;
+        } else if let Some(id) = key.strip_prefix(FORWARD_PREFIX) {
+            let id = RequestId::from_bytes(unhex(id)?);
+            write_forward(tx, &id, Some(&decode_forward(value)?))?;
+        } else if let Some(rest) = key.strip_prefix(FEE_RATE_PREFIX) {
+            let (friend, currency) = rest
+                .split_once('/')
+                .ok_or_else(|| invalid("bad fee rate key"))?;
+            let friend = PublicKey::from_bytes(unhex(friend)?);
+            let currency = Currency::new(currency).map_err(|e| invalid(e.to_string()))?;
+            write_fee_rate(tx, &friend, &currency, Some(&decode_fee_rate(value)?))?;
+        } else if let Some(currency) = key.strip_prefix(ACCOUNT_PREFIX) {
+            Currency::new(currency).map_err(|e| invalid(e.to_string()))?;
+            decode_account(value)?;
+            tx.execute(
+                "INSERT INTO accounts (currency, record) VALUES (?1, ?2)",
+                params![currency, value],
+            )?;
+        } else {
+            return Err(invalid(format!("unknown record {key:?} in settings")));
+        }
+    }
+    tx.execute("DELETE FROM settings WHERE key LIKE 'credit/%'", [])?;
+    Ok(())
 }
 
 fn unhex<const N: usize>(text: &str) -> Result<[u8; N], StoreError> {
@@ -279,53 +473,6 @@ fn unhex<const N: usize>(text: &str) -> Result<[u8; N], StoreError> {
         *byte = u8::from_str_radix(pair, 16).map_err(|_| invalid("bad record key"))?;
     }
     Ok(out)
-}
-
-fn put_record(tx: &Transaction<'_>, key: &str, value: Option<Vec<u8>>) -> Result<(), StoreError> {
-    match value {
-        Some(value) => tx.execute(
-            "INSERT INTO settings (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            params![key, value],
-        )?,
-        None => tx.execute("DELETE FROM settings WHERE key = ?1", [key])?,
-    };
-    Ok(())
-}
-
-fn load_payment_book(conn: &rusqlite::Connection) -> Result<PaymentBook, StoreError> {
-    let mut book = PaymentBook::default();
-    let mut statement =
-        conn.prepare("SELECT key, value FROM settings WHERE key LIKE 'credit/%'")?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
-        let key: String = row.get(0)?;
-        let value: Vec<u8> = row.get(1)?;
-        if let Some(id) = key.strip_prefix(INVOICE_PREFIX) {
-            let record = decode_invoice(&value)?;
-            let _: [u8; 32] = unhex(id)?;
-            book.invoices.insert(record.invoice.invoice_id, record);
-        } else if let Some(id) = key.strip_prefix(PAYMENT_PREFIX) {
-            let _: [u8; 16] = unhex(id)?;
-            let payment = decode_payment(&value)?;
-            book.payments.insert(payment.payment_id, payment);
-        } else if let Some(id) = key.strip_prefix(FORWARD_PREFIX) {
-            let id = offst_proto::RequestId::from_bytes(unhex(id)?);
-            book.forwards.insert(id, decode_forward(&value)?);
-        } else if let Some(key) = key.strip_prefix(FEE_RATE_PREFIX) {
-            let (friend, currency) = key
-                .split_once('/')
-                .ok_or_else(|| invalid("bad fee rate key"))?;
-            let friend = PublicKey::from_bytes(unhex(friend)?);
-            let currency = Currency::new(currency).map_err(|e| invalid(e.to_string()))?;
-            book.rates
-                .insert((friend, currency), decode_fee_rate(&value)?);
-        } else if let Some(currency) = key.strip_prefix(ACCOUNT_PREFIX) {
-            let currency = Currency::new(currency).map_err(|e| invalid(e.to_string()))?;
-            book.accounts.insert(currency, decode_account(&value)?);
-        }
-    }
-    Ok(book)
 }
 
 fn insert_event(tx: &Transaction<'_>, event: &NewEvent) -> Result<(), StoreError> {

@@ -8,13 +8,35 @@
 /// Marks a database as Offst's (`PRAGMA application_id`, "OFST").
 pub const APPLICATION_ID: i32 = 0x4f46_5354;
 
+use rusqlite::Transaction;
+
+use crate::StoreError;
+
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// One step of the schema: SQL, then (optionally) Rust that moves data the SQL cannot.
+pub struct Migration {
+    /// Statements run in the migration's transaction.
+    pub sql: &'static str,
+    /// Runs after `sql`, in the same transaction.
+    pub data: Option<fn(&Transaction<'_>) -> Result<(), StoreError>>,
+}
+
 /// Migration `i` moves the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[
-    // 1: identity and settings, friends, channels, balances, queued operations, events.
-    r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        sql: VERSION_1,
+        data: None,
+    },
+    Migration {
+        sql: VERSION_2,
+        data: Some(crate::ledger::move_payment_records_out_of_settings),
+    },
+];
+
+/// 1: identity and settings, friends, channels, balances, queued operations, events.
+const VERSION_1: &str = r#"
     CREATE TABLE settings (
         key   TEXT PRIMARY KEY NOT NULL,
         value BLOB NOT NULL
@@ -79,5 +101,61 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_by_friend ON events (friend, timestamp_ms);
     CREATE INDEX events_by_status ON events (status, timestamp_ms);
     CREATE INDEX events_unhandled ON events (id) WHERE handled = 0;
-    "#,
-];
+    "#;
+
+/// 2: payments get tables of their own (version 1 kept them as rows of `settings`), with the
+/// columns apps list them by.
+const VERSION_2: &str = r#"
+    -- The seller's invoices. `record` is the whole record (signed invoice, secret, requests).
+    CREATE TABLE invoices (
+        invoice_id  BLOB PRIMARY KEY NOT NULL CHECK (length(invoice_id) = 32),
+        status      TEXT NOT NULL CHECK (status IN ('open', 'paid', 'cancelled')),
+        currency    TEXT NOT NULL,
+        amount      BLOB NOT NULL CHECK (length(amount) = 16),
+        created_at  INTEGER NOT NULL,
+        finished_at INTEGER,
+        record      BLOB NOT NULL
+    ) STRICT;
+    CREATE INDEX invoices_by_time ON invoices (created_at);
+    CREATE INDEX invoices_by_status ON invoices (status, created_at);
+
+    -- The buyer's payments. `record` holds the routes and, once paid, the receipt's secret.
+    CREATE TABLE payments (
+        payment_id  BLOB PRIMARY KEY NOT NULL CHECK (length(payment_id) = 16),
+        invoice_id  BLOB NOT NULL CHECK (length(invoice_id) = 32),
+        seller      BLOB NOT NULL CHECK (length(seller) = 32),
+        status      TEXT NOT NULL CHECK (status IN ('in_progress', 'succeeded', 'cancelled')),
+        currency    TEXT NOT NULL,
+        amount      BLOB NOT NULL CHECK (length(amount) = 16),
+        fees        BLOB NOT NULL CHECK (length(fees) = 16),
+        started_at  INTEGER NOT NULL,
+        finished_at INTEGER,
+        record      BLOB NOT NULL
+    ) STRICT;
+    CREATE INDEX payments_by_time ON payments (started_at);
+    CREATE INDEX payments_by_status ON payments (status, started_at);
+    CREATE INDEX payments_by_seller ON payments (seller, started_at);
+    CREATE INDEX payments_by_invoice ON payments (invoice_id);
+
+    -- Requests carried as a mediator (pending requests themselves live in the channel state).
+    CREATE TABLE forwards (
+        request_id BLOB PRIMARY KEY NOT NULL CHECK (length(request_id) = 16),
+        upstream   BLOB NOT NULL CHECK (length(upstream) = 32),
+        downstream BLOB NOT NULL CHECK (length(downstream) = 32),
+        record     BLOB NOT NULL
+    ) STRICT;
+
+    -- What this node charges for requests arriving from a friend.
+    CREATE TABLE fee_rates (
+        friend   BLOB NOT NULL CHECK (length(friend) = 32),
+        currency TEXT NOT NULL,
+        rate     BLOB NOT NULL,
+        PRIMARY KEY (friend, currency)
+    ) STRICT;
+
+    -- Totals per currency: fees earned and paid, amounts received and sent.
+    CREATE TABLE accounts (
+        currency TEXT PRIMARY KEY NOT NULL,
+        record   BLOB NOT NULL
+    ) STRICT;
+    "#;

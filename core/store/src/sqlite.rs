@@ -144,8 +144,12 @@ impl SqliteStore {
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|err| StoreError::from_sqlite(&self.path, err))?;
-            tx.execute_batch(migration)
-                .and_then(|()| tx.pragma_update(None, "application_id", APPLICATION_ID))
+            tx.execute_batch(migration.sql)
+                .map_err(|err| StoreError::from_sqlite(&self.path, err))?;
+            if let Some(move_data) = migration.data {
+                move_data(&tx)?;
+            }
+            tx.pragma_update(None, "application_id", APPLICATION_ID)
                 .and_then(|()| tx.pragma_update(None, "user_version", next))
                 .and_then(|()| tx.commit())
                 .map_err(|err| StoreError::from_sqlite(&self.path, err))?;

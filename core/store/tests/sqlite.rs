@@ -284,3 +284,103 @@ fn history_exports_as_json_lines_and_csv() {
     );
     assert_eq!(rows.count(), 3);
 }
+
+/// Copies a fixture database (a file written by an earlier version) into a fresh directory.
+fn fixture(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    fs::copy(source, dir.path().join(DATABASE_FILE)).unwrap();
+    dir
+}
+
+fn user_version(dir: &Path) -> i64 {
+    rusqlite::Connection::open(dir.join(DATABASE_FILE))
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap()
+}
+
+#[test]
+fn schema_1_databases_migrate_with_their_payment_records() {
+    // Written by schema version 1: a seller with two invoices (one paid) and a fee rate, and the
+    // buyer that paid it. Version 1 kept payment records as `credit/…` rows of `settings`.
+    let seller_dir = fixture("v1-seller.sqlite");
+    let buyer_dir = fixture("v1-buyer.sqlite");
+    assert_eq!(user_version(seller_dir.path()), 1);
+
+    let seller = SqliteStore::open(seller_dir.path()).unwrap();
+    assert_eq!(seller.schema_version().unwrap(), SCHEMA_VERSION);
+    seller.integrity_check().unwrap();
+    let state = seller.load().unwrap();
+    let book = &state.payments;
+    assert_eq!(book.invoices.len(), 2);
+    let mut amounts: Vec<(u128, offst_credit::PaymentStatus)> = book
+        .invoices
+        .values()
+        .map(|record| (record.invoice.amount.0, record.status))
+        .collect();
+    amounts.sort_by_key(|(amount, _)| *amount);
+    assert_eq!(
+        amounts,
+        vec![
+            (30, offst_credit::PaymentStatus::Succeeded),
+            (500, offst_credit::PaymentStatus::InProgress)
+        ]
+    );
+    assert_eq!(book.rates.len(), 1);
+    let account = book.accounts.values().next().unwrap();
+    assert_eq!(account.received, offst_proto::Credits(30));
+    assert_eq!(
+        seller.setting("credit/account/FST").unwrap(),
+        None,
+        "moved out of settings"
+    );
+
+    let buyer = SqliteStore::open(buyer_dir.path()).unwrap();
+    let state = buyer.load().unwrap();
+    let payment = state.payments.payments.values().next().unwrap();
+    assert_eq!(payment.status, offst_credit::PaymentStatus::Succeeded);
+    assert!(
+        payment.plain_lock.is_some(),
+        "the receipt's secret survived"
+    );
+    let (_, friend) = state.friends.iter().next().unwrap();
+    let offst_credit::ChannelStatus::Consistent(channel) = &friend.channel else {
+        panic!("consistent channel expected");
+    };
+    let (_, sheet) = channel.sheet.currencies().next().unwrap();
+    assert_eq!(sheet.balance, offst_proto::Balance(-30));
+    assert_eq!(buyer.events(&EventQuery::default()).unwrap().len(), 1);
+
+    // Reopening a migrated database changes nothing.
+    drop(buyer);
+    let again = SqliteStore::open(buyer_dir.path()).unwrap();
+    assert_eq!(again.load().unwrap(), state);
+}
+
+#[test]
+fn a_damaged_record_stops_the_migration_and_leaves_the_database_as_it_was() {
+    let dir = fixture("v1-buyer.sqlite");
+    {
+        let conn = rusqlite::Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+        conn.execute(
+            "UPDATE settings SET value = x'00010203' WHERE key LIKE 'credit/payment/%'",
+            [],
+        )
+        .unwrap();
+    }
+    let err = SqliteStore::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidData(_)), "{err}");
+    assert_eq!(user_version(dir.path()), 1, "still version 1");
+    let conn = rusqlite::Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+    let rows: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM settings WHERE key LIKE 'credit/%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 2, "the version 1 rows are untouched");
+}
