@@ -15,12 +15,15 @@ use crate::StoreError;
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// Moves data a migration's SQL cannot, inside the migration's transaction.
+pub type DataMigration = fn(&Transaction<'_>) -> Result<(), StoreError>;
+
 /// One step of the schema: SQL, then (optionally) Rust that moves data the SQL cannot.
 pub struct Migration {
     /// Statements run in the migration's transaction.
     pub sql: &'static str,
     /// Runs after `sql`, in the same transaction.
-    pub data: Option<fn(&Transaction<'_>) -> Result<(), StoreError>>,
+    pub data: Option<DataMigration>,
 }
 
 /// Migration `i` moves the schema from version `i` to `i + 1`.
