@@ -290,6 +290,24 @@ impl ReceiveSide {
         Ok(Some((kind, payload.to_vec())))
     }
 
+    /// The next data message, skipping keepalives; fails with [`NetError::IdleTimeout`] when
+    /// nothing at all arrived for the idle timeout. Cancel safe (as `next_record`).
+    async fn next_message(&mut self) -> Result<Option<Vec<u8>>, NetError> {
+        loop {
+            let idle_deadline = self.idle_deadline();
+            let record = tokio::select! {
+                biased;
+                record = self.next_record() => record,
+                () = sleep_until(idle_deadline) => Err(NetError::IdleTimeout(self.idle_timeout)),
+            };
+            match record? {
+                Some((RecordKind::Keepalive, _)) => continue,
+                Some((RecordKind::Data, message)) => return Ok(Some(message)),
+                None => return Ok(None),
+            }
+        }
+    }
+
     fn idle_deadline(&self) -> Instant {
         self.last_received + self.idle_timeout
     }
@@ -404,22 +422,7 @@ impl SecureStream {
         if self.failed {
             return Err(NetError::Closed);
         }
-        let result = loop {
-            let idle_deadline = self.receive.idle_deadline();
-            let record = tokio::select! {
-                biased;
-                record = self.receive.next_record() => record,
-                () = sleep_until(idle_deadline) => {
-                    Err(NetError::IdleTimeout(self.receive.idle_timeout))
-                }
-            };
-            match record {
-                Ok(Some((RecordKind::Keepalive, _))) => continue,
-                Ok(Some((RecordKind::Data, message))) => break Ok(Some(message)),
-                Ok(None) => break Ok(None),
-                Err(err) => break Err(err),
-            }
-        };
+        let result = self.receive.next_message().await;
         self.note(result)
     }
 
@@ -571,22 +574,7 @@ impl SecureReceiver {
         if self.failed {
             return Err(NetError::Closed);
         }
-        let result = loop {
-            let idle_deadline = self.receive.idle_deadline();
-            let record = tokio::select! {
-                biased;
-                record = self.receive.next_record() => record,
-                () = sleep_until(idle_deadline) => {
-                    Err(NetError::IdleTimeout(self.receive.idle_timeout))
-                }
-            };
-            match record {
-                Ok(Some((RecordKind::Keepalive, _))) => continue,
-                Ok(Some((RecordKind::Data, message))) => break Ok(Some(message)),
-                Ok(None) => break Ok(None),
-                Err(err) => break Err(err),
-            }
-        };
+        let result = self.receive.next_message().await;
         if let Err(err) = &result {
             self.failed = true;
             log_failure(&self.peer, self.peer_addr, err);

@@ -237,29 +237,9 @@ fn a_restarted_node_keeps_its_balances_and_event_queue_and_relinks() {
 
 #[test]
 fn nodes_report_capacities_and_an_index_server_finds_routes_through_friends() {
-    let relay = Relay::start();
-    let index = relay
-        .runtime
-        .block_on(offst_index::server::IndexServer::start(
-            Identity::from_seed([201; 32]),
-            offst_index::server::ServerConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                ..Default::default()
-            },
-        ))
-        .unwrap();
-    let index_address = offst_node::IndexServerAddress {
-        public_key: index.public_key(),
-        address: index.local_addr().to_string(),
-    };
+    let network = Network::start();
     let dirs = [(); 3].map(|()| tempfile::tempdir().unwrap());
-    let nodes = dirs.each_ref().map(|dir| {
-        let mut config = NodeConfig::new(dir.path(), vec![relay.address.clone()]);
-        config.index_servers = vec![index_address.clone()];
-        let node = Node::open(config).unwrap();
-        node.start().unwrap();
-        node
-    });
+    let nodes = dirs.each_ref().map(|dir| network.open(dir.path()));
     let [alice, bob, carol] = &nodes;
     befriend(alice, bob, "bob", "alice");
     befriend(bob, carol, "carol", "bob");
@@ -272,6 +252,8 @@ fn nodes_report_capacities_and_an_index_server_finds_routes_through_friends() {
         Duration::from_secs(20),
         "a route alice -> bob -> carol",
         || {
+            // Slowly: the index limits each client's queries (20 per second).
+            std::thread::sleep(Duration::from_millis(100));
             routes = alice
                 .find_routes(
                     carol.public_key(),
@@ -300,7 +282,6 @@ fn nodes_report_capacities_and_an_index_server_finds_routes_through_friends() {
         Err(NodeError::Routing(_))
     ));
     drop(nodes);
-    relay.runtime.block_on(index.shutdown());
 }
 
 /// A relay and an index server on one runtime, and nodes configured with both.
