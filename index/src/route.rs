@@ -710,22 +710,7 @@ impl Router {
         self.other_frontier = backward;
         self.next_frontier = next;
         let (from, to, _) = best?;
-        let mut nodes = Vec::new();
-        let mut at = from;
-        while at != NONE && nodes.len() <= MAX_HOPS {
-            nodes.push(at);
-            at = self.forward_parent[at as usize];
-        }
-        nodes.reverse();
-        let mut at = to;
-        while at != NONE && nodes.len() <= MAX_HOPS + 1 {
-            nodes.push(at);
-            at = self.relaxed_parent[at as usize];
-        }
-        let valid = nodes.first() == Some(&query.source)
-            && nodes.last() == Some(&query.destination)
-            && nodes.iter().collect::<HashSet<_>>().len() == nodes.len();
-        valid.then_some(nodes)
+        join_route(&self.forward_parent, from, &self.relaxed_parent, to, query)
     }
 
     /// Exact bidirectional search when every mediator charges the same flat fee `flat`.
@@ -846,26 +831,13 @@ impl Router {
         self.other_frontier = backward;
         self.next_frontier = next;
         let (meet, _) = meeting?;
-        // Buyer … meet along forward parents, then meet … seller along backward parents.
-        let mut nodes = Vec::new();
-        if meet != query.source {
-            let mut at = meet;
-            while at != NONE && nodes.len() <= MAX_HOPS {
-                nodes.push(at);
-                at = self.forward_parent[at as usize];
-            }
-            nodes.reverse();
-            nodes.pop(); // `meet` is pushed again below
-        }
-        let mut at = meet;
-        while at != NONE && nodes.len() <= MAX_HOPS + 1 {
-            nodes.push(at);
-            at = self.parent[at as usize];
-        }
-        let valid = nodes.first() == Some(&query.source)
-            && nodes.last() == Some(&query.destination)
-            && nodes.iter().collect::<HashSet<_>>().len() == nodes.len();
-        valid.then_some(nodes)
+        // Buyer … (node before meet) along forward parents, then meet … seller backward.
+        let before_meet = if meet == query.source {
+            NONE
+        } else {
+            self.forward_parent[meet as usize]
+        };
+        join_route(&self.forward_parent, before_meet, &self.parent, meet, query)
     }
 
     /// Bidirectional Dijkstra over arcs of capacity ≥ amount where entering a mediator costs
@@ -1348,6 +1320,34 @@ fn amount_plus_fees(amount: u128, flat: u128, depth: usize) -> Option<u128> {
     flat.checked_mul(depth as u128)
         .and_then(|fees| fees.checked_add(amount))
         .filter(|total| *total <= Credits::MAX.0)
+}
+
+/// Joins the two halves of a bidirectional search: the buyer … `from` part read backwards along
+/// `forward_parent` (empty when `from` is `NONE`), then `to` … seller along `backward_parent`.
+/// `None` unless the result runs from the query's source to its destination without repeats.
+fn join_route(
+    forward_parent: &[NodeIx],
+    from: NodeIx,
+    backward_parent: &[NodeIx],
+    to: NodeIx,
+    query: &Query,
+) -> Option<Vec<NodeIx>> {
+    let mut nodes = Vec::new();
+    let mut at = from;
+    while at != NONE && nodes.len() <= MAX_HOPS {
+        nodes.push(at);
+        at = forward_parent[at as usize];
+    }
+    nodes.reverse();
+    let mut at = to;
+    while at != NONE && nodes.len() <= MAX_HOPS + 1 {
+        nodes.push(at);
+        at = backward_parent[at as usize];
+    }
+    let valid = nodes.first() == Some(&query.source)
+        && nodes.last() == Some(&query.destination)
+        && nodes.iter().collect::<HashSet<_>>().len() == nodes.len();
+    valid.then_some(nodes)
 }
 
 /// The amount on each arc of `nodes` when the seller receives `amount`: computed backwards,
