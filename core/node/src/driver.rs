@@ -218,8 +218,10 @@ impl Driver {
             if !batch.events.is_empty() {
                 self.events_changed.notify_waiters();
             }
+            // Capacities move only with stored changes or links coming and going (which
+            // record events), never in an empty step.
+            self.report_capacities();
         }
-        self.report_capacities();
         for message in output.messages {
             match self.links.get(&message.to) {
                 Some(link) => {
