@@ -441,18 +441,8 @@ impl OffstNode {
             .spawn(move || {
                 let outcome = (|| {
                     let payment_id = node.pay(&invoice, max_fees)?;
-                    let deadline = std::time::Instant::now() + PAY_TIMEOUT;
-                    loop {
-                        let info = node.payment(payment_id)?.ok_or_else(|| {
-                            NodeError::Internal("the payment record disappeared".into())
-                        })?;
-                        if info.status != PaymentStatus::InProgress
-                            || std::time::Instant::now() > deadline
-                        {
-                            return Ok(info);
-                        }
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
+                    node.wait_payment(payment_id, PAY_TIMEOUT)?
+                        .ok_or_else(|| NodeError::Internal("the payment record disappeared".into()))
                 })();
                 let _ = reply.send(outcome);
             })

@@ -322,13 +322,7 @@ fn main() -> Result<()> {
                 continue;
             }
         };
-        let mut finished = None;
-        wait_until(Duration::from_secs(30), || {
-            finished = nodes[buyer]
-                .payment(payment_id)?
-                .filter(|p| p.status != PaymentStatus::InProgress);
-            Ok(finished.is_some())
-        })?;
+        let finished = nodes[buyer].wait_payment(payment_id, Duration::from_secs(30))?;
         match finished {
             Some(payment) if payment.status == PaymentStatus::Succeeded => {
                 let receipt = payment

@@ -86,13 +86,16 @@ fn pay_until_routable(buyer: &Node, uri: &str) -> offst_proto::PaymentId {
 }
 
 fn ended(buyer: &Node, id: offst_proto::PaymentId) -> PaymentStatus {
-    loop {
-        let status = buyer.payment(id).unwrap().unwrap().status;
-        if status != PaymentStatus::InProgress {
-            return status;
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
+    let payment = buyer
+        .wait_payment(id, Duration::from_secs(60))
+        .unwrap()
+        .unwrap();
+    assert_ne!(
+        payment.status,
+        PaymentStatus::InProgress,
+        "payment did not end in 60 s"
+    );
+    payment.status
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {

@@ -542,11 +542,40 @@ impl Node {
 
     /// Waits up to `timeout` for an unhandled event.
     pub fn wait_next_event(&self, timeout: Duration) -> Result<Option<StoredEvent>, NodeError> {
+        self.wait_for(timeout, || self.next_event())
+    }
+
+    /// Waits up to `timeout` for a payment to end; returns its last state either way (still
+    /// `InProgress` after a timeout). `None` for an unknown payment.
+    pub fn wait_payment(
+        &self,
+        payment_id: PaymentId,
+        timeout: Duration,
+    ) -> Result<Option<PaymentInfo>, NodeError> {
+        let mut last = None;
+        self.wait_for(timeout, || {
+            last = self.payment(payment_id)?;
+            Ok(last
+                .as_ref()
+                .filter(|info| info.status != PaymentStatus::InProgress)
+                .map(|_| ()))
+        })?;
+        Ok(last)
+    }
+
+    /// Calls `check` until it gives a value or `timeout` passes, sleeping between calls until
+    /// the driver commits new events (a payment ending, a message arriving… always records one).
+    fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut() -> Result<Option<T>, NodeError>,
+    ) -> Result<Option<T>, NodeError> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
+            // Registered before the check, so a commit between the two is not missed.
             let notified = self.events_changed.notified();
-            if let Some(event) = self.next_event()? {
-                return Ok(Some(event));
+            if let Some(value) = check()? {
+                return Ok(Some(value));
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
