@@ -1,24 +1,33 @@
 @0xf4ce4ef5a5d5f01b;
 # The app protocol: programs (stctrl, wallets, scripts) controlling a node over TCP + the secure
 # channel (docs/PROTOCOL.md, "App protocol"). Each app has its own Ed25519 identity, registered
-# with the node together with its permissions. After the handshake the node sends
-# `NodeToApp.welcome`, then a full `report`, then a stream of `event`s; every `AppToNode`
-# request gets exactly one `response` with the same `requestId`.
-# Implemented by the app-protocol issue; fields may be added (never renumbered) until then.
+# with the node together with its permissions. After the handshake the node sends `welcome`
+# (or `refused`, then closes); an app with the `info` permission then gets a full `report`,
+# a new `report` whenever it changes, and every history `event` as it is committed. Every
+# `AppToNode` request gets exactly one `response` with the same `requestId`, in order.
+#
+# Friend cards and invoices travel as their checksummed `offst:` URIs and receipts as their
+# canonical bytes (docs/PROTOCOL.md §11–12), so the app protocol has one strict parser for each.
 
 using Common = import "common.capnp";
 
 struct Permissions {
-  info @0 :Bool;        # read reports, friends, history
-  buy @1 :Bool;         # quote and pay invoices
+  info @0 :Bool;        # reports, events, history, payment status, the node's friend card
+  buy @1 :Bool;         # quote and pay invoices, payment status
   sell @2 :Bool;        # create and cancel invoices
-  config @3 :Bool;      # friends, limits, rates, relays, index servers, resets
+  config @3 :Bool;      # friends, limits, rates, currencies, relays, index servers, resets
   routes @4 :Bool;      # ask index servers for routes
 }
 
-struct Rate {
-  # Fee a mediator charges for forwarding: flat + amount * proportional / 2^32 (rounded down).
-  proportional @0 :UInt32;
+struct Welcome {
+  nodePublicKey @0 :Data;
+  permissions @1 :Permissions;
+  appName @2 :Text;             # the name the app was registered under
+}
+
+struct FeeRate {
+  # What a mediator charges for forwarding: flat + amount * proportionalPpm / 1,000,000.
+  proportionalPpm @0 :UInt32;
   flat @1 :Common.UInt128;
 }
 
@@ -29,7 +38,7 @@ struct CurrencyReport {
   remoteMaxDebt @3 :Common.UInt128;     # most the friend may owe us (our limit for the friend)
   localPendingDebt @4 :Common.UInt128;  # frozen by requests we sent
   remotePendingDebt @5 :Common.UInt128; # frozen by requests the friend sent
-  rate @6 :Rate;                        # what we charge for forwarding from this friend
+  rate @6 :FeeRate;                     # what we charge for forwarding from this friend
   isOpen @7 :Bool;                      # we accept requests in this currency
 }
 
@@ -40,12 +49,34 @@ enum FriendStatus {
   inconsistent @3;
 }
 
+struct CurrencyBalance {
+  currency @0 :Text;
+  balance @1 :Common.Int128;
+}
+
+struct ResetTermsReport {
+  resetToken @0 :Data;                   # 64 bytes: accept these terms by naming this token
+  balances @1 :List(CurrencyBalance);    # the balances the friend proposes, from our side
+}
+
 struct FriendReport {
   publicKey @0 :Data;
   name @1 :Text;
   relays @2 :List(Common.RelayAddress);
   status @3 :FriendStatus;
   currencies @4 :List(CurrencyReport);
+  resetTerms :union {                    # set while the channel is inconsistent
+    none @5 :Void;
+    terms @6 :ResetTermsReport;
+  }
+}
+
+struct AccountReport {
+  currency @0 :Text;
+  feesEarned @1 :Common.UInt128;
+  feesPaid @2 :Common.UInt128;
+  received @3 :Common.UInt128;
+  sent @4 :Common.UInt128;
 }
 
 struct NodeReport {
@@ -53,43 +84,18 @@ struct NodeReport {
   relays @1 :List(Common.RelayAddress);
   indexServers @2 :List(Common.RelayAddress);  # an index server's identity and address
   friends @3 :List(FriendReport);
+  accounts @4 :List(AccountReport);
 }
 
-struct FriendCard {
-  publicKey @0 :Data;
-  relays @1 :List(Common.RelayAddress);
-  name @2 :Text;
-}
-
-struct Invoice {
-  invoiceId @0 :Data;            # 32 bytes
-  seller @1 :Data;               # 32 bytes
-  sellerRelays @2 :List(Common.RelayAddress);
-  currency @3 :Text;
-  amount @4 :Common.UInt128;
-  expiresAtMs @5 :UInt64;        # Unix time, milliseconds
-  description @6 :Text;
-  signature @7 :Data;            # the seller's signature (docs/PROTOCOL.md)
-}
-
-struct Receipt {
-  invoiceId @0 :Data;
-  currency @1 :Text;
-  amount @2 :Common.UInt128;
-  srcPlainLock @3 :Data;
-  destPlainLock @4 :Data;
-  signature @5 :Data;            # the seller's signature over the response
-}
-
-struct PaymentQuote {
-  routes @0 :List(QuotedRoute);
-  totalFees @1 :Common.UInt128;
-}
-
-struct QuotedRoute {
+struct Route {
   nodes @0 :List(Data);          # public keys, buyer first, seller last
   amount @1 :Common.UInt128;     # delivered to the seller over this route
   fees @2 :Common.UInt128;
+}
+
+struct Quote {
+  routes @0 :List(Route);
+  totalFees @1 :Common.UInt128;
 }
 
 enum PaymentState {
@@ -99,96 +105,101 @@ enum PaymentState {
 }
 
 struct PaymentStatus {
-  paymentId @0 :Data;
-  invoiceId @1 :Data;
+  paymentId @0 :Data;            # 16 bytes
+  invoiceId @1 :Data;            # 32 bytes
   state @2 :PaymentState;
   amount @3 :Common.UInt128;
   fees @4 :Common.UInt128;
-  receipt @5 :Receipt;           # set once succeeded
-  failure @6 :Text;              # why, once cancelled
+  routes @5 :UInt32;
+  receipt @6 :Data;              # the receipt's bytes once succeeded, else empty
+  startedAtMs @7 :UInt64;
+  finishedAtMs @8 :UInt64;       # 0 while in progress
 }
 
-struct HistoryEntry {
-  timestampMs @0 :UInt64;
-  paymentId @1 :Data;
-  counterparty @2 :Data;
-  currency @3 :Text;
-  amount @4 :Common.Int128;      # positive: received
-  fees @5 :Common.UInt128;
-  state @6 :PaymentState;
+struct NodeEvent {
+  # One entry of the node's history (docs/PROTOCOL.md lists the kinds and their payloads).
+  id @0 :UInt64;
+  timestampMs @1 :UInt64;
+  kind @2 :Text;
+  friend @3 :Data;               # 32 bytes, or empty when the event is not about one friend
+  status @4 :Text;
+  payloadJson @5 :Text;
+}
+
+struct HistoryQuery {
+  sinceMs @0 :UInt64;            # 0: from the beginning
+  afterId @1 :UInt64;            # 0: from the first event
+  friend @2 :Data;               # empty: every friend
+  limit @3 :UInt32;              # 0: the most a response carries
 }
 
 struct AppToNode {
   requestId @0 :UInt64;
   request :union {
-    report @1 :Void;
-    addFriend @2 :FriendCard;
-    removeFriend @3 :Data;
-    setFriendName :group { friend @4 :Data; name @5 :Text; }
-    setLimit :group { friend @6 :Data; currency @7 :Text; remoteMaxDebt @8 :Common.UInt128; }
-    setRate :group { friend @9 :Data; currency @10 :Text; rate @11 :Rate; }
-    enableFriend @12 :Data;
-    disableFriend @13 :Data;
-    openCurrency :group { friend @14 :Data; currency @15 :Text; }
-    closeCurrency :group { friend @16 :Data; currency @17 :Text; }
-    acceptResetTerms :group { friend @18 :Data; resetToken @19 :Data; }
-    addRelay @20 :Common.RelayAddress;
-    removeRelay @21 :Data;
-    addIndexServer @22 :Common.RelayAddress;
-    removeIndexServer @23 :Data;
-    createInvoice :group { currency @24 :Text; amount @25 :Common.UInt128;
-                           validForMs @26 :UInt64; description @27 :Text; }
-    cancelInvoice @28 :Data;
-    quote :group { invoice @29 :Invoice; maxFees @30 :Common.UInt128; }
-    pay :group { invoice @31 :Invoice; maxFees @32 :Common.UInt128; }
-    paymentStatus @33 :Data;
-    history :group { sinceMs @34 :UInt64; limit @35 :UInt32; }
+    report @1 :Void;                                               # info
+    history @2 :HistoryQuery;                                      # info
+    friendCard @3 :Text;                                           # info: the card's name
+    paymentStatus @4 :Data;                                        # info or buy
+    addFriend :group { card @5 :Text; name @6 :Text; }             # config (empty name: the card's)
+    removeFriend :group { friend @7 :Data; force @8 :Bool; }       # config
+    setFriendName :group { friend @9 :Data; name @10 :Text; }      # config
+    enableFriend @11 :Data;                                        # config
+    disableFriend @12 :Data;                                       # config
+    setLimit :group { friend @13 :Data; currency @14 :Text;
+                      remoteMaxDebt @15 :Common.UInt128; }         # config
+    setRate :group { friend @16 :Data; currency @17 :Text;
+                     rate @18 :FeeRate; }                          # config
+    openCurrency :group { friend @19 :Data; currency @20 :Text; }  # config
+    closeCurrency :group { friend @21 :Data; currency @22 :Text; } # config
+    acceptResetTerms :group { friend @23 :Data; resetToken @24 :Data; }  # config
+    addRelay @25 :Common.RelayAddress;                             # config
+    removeRelay @26 :Data;                                         # config: the relay's key
+    addIndexServer @27 :Common.RelayAddress;                       # config
+    removeIndexServer @28 :Data;                                   # config: the server's key
+    createInvoice :group { currency @29 :Text; amount @30 :Common.UInt128;
+                           validForMs @31 :UInt64; description @32 :Text; }  # sell
+    cancelInvoice @33 :Data;                                       # sell: the invoice id
+    quote :group { invoice @34 :Text; maxRoutes @35 :UInt32; }     # buy
+    pay :group { invoice @36 :Text; maxFees @37 :Common.UInt128; } # buy
+    routes :group { destination @38 :Data; currency @39 :Text;
+                    amount @40 :Common.UInt128; maxRoutes @41 :UInt32; }  # routes
   }
 }
 
 enum AppErrorKind {
-  permissionDenied @0;
-  invalidInput @1;
-  unknownFriend @2;
-  insufficientCapacity @3;
-  noRoute @4;
-  expired @5;
-  duplicate @6;
-  internal @7;
+  permissionDenied @0;   # the app's registration lacks the permission the request needs
+  invalidInput @1;       # malformed or out-of-range input: fix the request
+  refused @2;            # the node refused (unknown friend, over a limit, not consistent…)
+  routing @3;            # no index server or no route
+  notRunning @4;         # the node is stopping
+  storage @5;            # the node could not store the change
+  internal @6;
+  notRegistered @7;      # (in `refused`) the app's key is not registered with the node
 }
 
 struct AppError {
   kind @0 :AppErrorKind;
-  message @1 :Text;   # for people: what went wrong and what to do
-}
-
-struct NodeEvent {
-  union {
-    paymentReceived @0 :HistoryEntry;
-    paymentSent @1 :PaymentStatus;
-    paymentFailed @2 :PaymentStatus;
-    friendOnline @3 :Data;
-    friendOffline @4 :Data;
-    channelInconsistent @5 :Data;
-    reportChanged @6 :NodeReport;
-  }
+  message @1 :Text;      # for people: what went wrong and what to do
 }
 
 struct NodeToApp {
   union {
-    welcome @0 :Permissions;
-    report @1 :NodeReport;
-    event @2 :NodeEvent;
+    welcome @0 :Welcome;
+    refused @1 :AppError;        # the connection is refused; the node closes it
+    report @2 :NodeReport;       # the full report (on connect, then whenever it changes)
+    event @3 :NodeEvent;
     response :group {
-      requestId @3 :UInt64;
+      requestId @4 :UInt64;
       result :union {
-        ok @4 :Void;
-        error @5 :AppError;
-        report @6 :NodeReport;
-        invoice @7 :Invoice;
-        quote @8 :PaymentQuote;
-        payment @9 :PaymentStatus;
-        history @10 :List(HistoryEntry);
+        ok @5 :Void;
+        error @6 :AppError;
+        report @7 :NodeReport;
+        history @8 :List(NodeEvent);
+        friendCard @9 :Text;     # an `offst:F1…` URI
+        invoice @10 :Text;       # an `offst:I1…` URI
+        quote @11 :Quote;
+        payment @12 :PaymentStatus;
+        routes @13 :List(Route);
       }
     }
   }
