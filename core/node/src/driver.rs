@@ -10,11 +10,11 @@ use offst_credit::{
     ChannelStatus, Command, CreditNode, Event, NodeState, Output, PayRoute, Timestamp,
 };
 use offst_crypto::Identity;
-use offst_index::client::{ClientConfig, IndexClient, QueryOptions};
+use offst_index::client::{ClientConfig, IndexClient, IndexServerAddress, QueryOptions};
 use offst_net::{AllowList, RelayListener, SecureSender};
 use offst_proto::index::{FeeRate, FriendCapacity, Route};
 use offst_proto::payment::{Invoice, Receipt};
-use offst_proto::{Credits, Currency, PaymentId, PublicKey, WireMessage};
+use offst_proto::{Credits, Currency, PaymentId, PublicKey, RelayAddress, WireMessage};
 use offst_store::{Batch, EventQuery, NewEvent, SqliteStore, Store, StoredEvent};
 use rand_core::OsRng;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -22,9 +22,10 @@ use tokio::task::JoinHandle;
 
 use crate::events;
 use crate::links::{self, LinkEvent, LINK_EVENT_QUEUE_LEN};
+use crate::settings::{self, NetworkSettings, SharedSettings};
 use crate::{
     now, AccountInfo, CurrencyInfo, FriendInfo, FriendStatus, NodeConfig, NodeError, PaymentInfo,
-    MAX_PAYMENT_ROUTES, STOP_TIMEOUT,
+    ResetTermsInfo, MAX_PAYMENT_ROUTES, STOP_TIMEOUT,
 };
 
 /// Why a route query cannot be made.
@@ -104,6 +105,13 @@ pub(crate) enum Request {
         options: QueryOptions,
         reply: oneshot::Sender<Result<Vec<Route>, NodeError>>,
     },
+    /// New relays to listen on (checked by the API), stored and applied.
+    SetRelays(Vec<RelayAddress>, oneshot::Sender<Result<(), NodeError>>),
+    /// New index servers (checked by the API), stored and applied.
+    SetIndexServers(
+        Vec<IndexServerAddress>,
+        oneshot::Sender<Result<(), NodeError>>,
+    ),
 }
 
 struct Link {
@@ -119,7 +127,8 @@ struct Dialer {
 
 /// Networking, present while the node is started.
 struct Network {
-    listener: RelayListener,
+    /// Listens on our relays (`None` only while it is being replaced).
+    listener: Option<RelayListener>,
     forwarder: JoinHandle<()>,
     access: Arc<AllowList>,
     dialers: HashMap<PublicKey, Dialer>,
@@ -140,6 +149,8 @@ pub(crate) struct Driver {
     link_events: mpsc::Receiver<LinkEvent>,
     network: Option<Network>,
     events_changed: Arc<Notify>,
+    /// Our relays and index servers; the driver is the only writer.
+    settings: SharedSettings,
     /// For tasks that finish a request on the driver (a payment after its route query).
     requests: mpsc::Sender<Request>,
 }
@@ -151,6 +162,7 @@ impl Driver {
         store: SqliteStore,
         state: NodeState,
         events_changed: Arc<Notify>,
+        settings: SharedSettings,
         requests: mpsc::Sender<Request>,
     ) -> Driver {
         let (link_events_tx, link_events) = mpsc::channel(LINK_EVENT_QUEUE_LEN);
@@ -165,6 +177,7 @@ impl Driver {
             link_events,
             network: None,
             events_changed,
+            settings,
             requests,
         }
     }
@@ -421,7 +434,110 @@ impl Driver {
                 let result = tokio::task::block_in_place(|| self.store.backup_to(&path));
                 let _ = reply.send(result.map_err(NodeError::from));
             }
+            Request::SetRelays(relays, reply) => {
+                let _ = reply.send(self.set_relays(relays).await);
+            }
+            Request::SetIndexServers(index_servers, reply) => {
+                let _ = reply.send(self.set_index_servers(index_servers));
+            }
         }
+    }
+
+    /// Stores both lists of `network` in one commit, then makes them the current ones.
+    fn store_network(&mut self, network: NetworkSettings) -> Result<(), NodeError> {
+        let batch = Batch {
+            settings: vec![
+                (
+                    settings::RELAYS_KEY.to_owned(),
+                    Some(settings::encode_relays(&network.relays)),
+                ),
+                (
+                    settings::INDEX_SERVERS_KEY.to_owned(),
+                    Some(settings::encode_index_servers(&network.index_servers)),
+                ),
+            ],
+            ..Batch::default()
+        };
+        tokio::task::block_in_place(|| self.store.commit(&batch))?;
+        settings::write(&self.settings, network);
+        Ok(())
+    }
+
+    /// Stores the new relays and, when started, moves the listener to them. Links to friends
+    /// are streams of their own and stay up.
+    async fn set_relays(&mut self, relays: Vec<RelayAddress>) -> Result<(), NodeError> {
+        settings::check_relays(&relays)?;
+        let mut network = settings::read(&self.settings);
+        network.relays = relays;
+        self.store_network(network)?;
+        let Some(old) = self.network.as_mut().and_then(|n| n.listener.take()) else {
+            return Ok(());
+        };
+        // Stopped first: a relay in both lists must not see us register twice. The old
+        // forwarder ends by itself once the old listener's tasks are gone, after handing
+        // over any stream already accepted.
+        let _ = tokio::time::timeout(STOP_TIMEOUT / 2, old.stop()).await;
+        if let Some(network) = self.network.as_ref() {
+            let (listener, forwarder) = self.start_listener(network.access.clone());
+            if let Some(network) = self.network.as_mut() {
+                network.listener = Some(listener);
+                network.forwarder = forwarder;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the new index servers and, when started, restarts the index client with them
+    /// and reports the capacities to it at once.
+    fn set_index_servers(
+        &mut self,
+        index_servers: Vec<IndexServerAddress>,
+    ) -> Result<(), NodeError> {
+        settings::check_index_servers(&index_servers)?;
+        let mut network = settings::read(&self.settings);
+        network.index_servers = index_servers;
+        self.store_network(network)?;
+        if self.network.is_none() {
+            return Ok(());
+        }
+        let index = self.start_index_client();
+        if let Some(network) = self.network.as_mut() {
+            if let Some(old) = std::mem::replace(&mut network.index, index) {
+                old.shutdown();
+            }
+            network.reported.clear();
+        }
+        self.report_capacities();
+        Ok(())
+    }
+
+    /// Starts listening on our relays, with a task forwarding incoming links to the driver.
+    fn start_listener(&self, access: Arc<AllowList>) -> (RelayListener, JoinHandle<()>) {
+        let (listener, listen_events) = RelayListener::start(
+            self.identity.clone(),
+            settings::read(&self.settings).relays,
+            access,
+            self.config.relay_client.clone(),
+        );
+        let forwarder = tokio::spawn(links::forward_listener(
+            listen_events,
+            self.link_events_tx.clone(),
+        ));
+        (listener, forwarder)
+    }
+
+    /// An index client for our index servers, if there are any.
+    fn start_index_client(&self) -> Option<Arc<IndexClient>> {
+        let servers = settings::read(&self.settings).index_servers;
+        (!servers.is_empty()).then(|| {
+            Arc::new(IndexClient::start(
+                self.identity.clone(),
+                ClientConfig {
+                    servers,
+                    ..ClientConfig::default()
+                },
+            ))
+        })
     }
 
     /// Asks the index for routes to the seller (one route, or a split over several when none
@@ -468,10 +584,7 @@ impl Driver {
     /// snapshot index servers route with. Handed to the index client when it changed (the
     /// client coalesces bursts and refreshes the report periodically).
     fn report_capacities(&mut self) {
-        let Some(network) = self.network.as_mut() else {
-            return;
-        };
-        let Some(index) = network.index.clone() else {
+        let Some(index) = self.network.as_ref().and_then(|n| n.index.clone()) else {
             return;
         };
         let mut snapshot = Vec::new();
@@ -488,19 +601,13 @@ impl Driver {
                     currency: currency.clone(),
                     send: state.send_capacity(),
                     recv: state.receive_capacity(),
-                    rate: self
-                        .credit
-                        .state()
-                        .payments
-                        .rates
-                        .get(&(friend.public_key, currency.clone()))
-                        .map_or(FeeRate::DEFAULT, |rate| FeeRate {
-                            flat: rate.flat,
-                            proportional_ppm: rate.per_million,
-                        }),
+                    rate: self.rate(&friend.public_key, currency),
                 });
             }
         }
+        let Some(network) = self.network.as_mut() else {
+            return;
+        };
         if snapshot == network.reported {
             return;
         }
@@ -512,13 +619,26 @@ impl Driver {
         });
     }
 
+    /// Our fee for forwarding from `friend` in `currency`.
+    fn rate(&self, friend: &PublicKey, currency: &Currency) -> FeeRate {
+        self.credit
+            .state()
+            .payments
+            .rates
+            .get(&(*friend, currency.clone()))
+            .map_or(FeeRate::DEFAULT, |rate| FeeRate {
+                flat: rate.flat,
+                proportional_ppm: rate.per_million,
+            })
+    }
+
     fn friends(&self) -> Vec<FriendInfo> {
         self.credit
             .state()
             .friends
             .values()
             .map(|friend| {
-                let (status, currencies) = match &friend.channel {
+                let (status, currencies, reset_terms) = match &friend.channel {
                     ChannelStatus::Consistent(channel) => {
                         let status = if !friend.enabled {
                             FriendStatus::Disabled
@@ -537,11 +657,23 @@ impl Driver {
                                 remote_max_debt: state.remote_max_debt,
                                 local_pending_debt: state.local_pending_debt,
                                 remote_pending_debt: state.remote_pending_debt,
+                                rate: self.rate(&friend.public_key, currency),
+                                is_open: friend
+                                    .currency_configs
+                                    .get(currency)
+                                    .map_or(state.local_open, |config| config.open),
                             })
                             .collect();
-                        (status, currencies)
+                        (status, currencies, None)
                     }
-                    ChannelStatus::Inconsistent(_) => (FriendStatus::Inconsistent, Vec::new()),
+                    ChannelStatus::Inconsistent(inconsistency) => (
+                        FriendStatus::Inconsistent,
+                        Vec::new(),
+                        inconsistency
+                            .remote_terms
+                            .as_ref()
+                            .and_then(reset_terms_info),
+                    ),
                 };
                 FriendInfo {
                     public_key: friend.public_key,
@@ -549,6 +681,7 @@ impl Driver {
                     relays: friend.relays.clone(),
                     status,
                     currencies,
+                    reset_terms,
                 }
             })
             .collect()
@@ -559,27 +692,10 @@ impl Driver {
             return;
         }
         let access = Arc::new(AllowList::new(std::iter::empty()));
-        let (listener, listen_events) = RelayListener::start(
-            self.identity.clone(),
-            self.config.relays.clone(),
-            access.clone(),
-            self.config.relay_client.clone(),
-        );
-        let forwarder = tokio::spawn(links::forward_listener(
-            listen_events,
-            self.link_events_tx.clone(),
-        ));
-        let index = (!self.config.index_servers.is_empty()).then(|| {
-            Arc::new(IndexClient::start(
-                self.identity.clone(),
-                ClientConfig {
-                    servers: self.config.index_servers.clone(),
-                    ..ClientConfig::default()
-                },
-            ))
-        });
+        let (listener, forwarder) = self.start_listener(access.clone());
+        let index = self.start_index_client();
         self.network = Some(Network {
-            listener,
+            listener: Some(listener),
             forwarder,
             access,
             dialers: HashMap::new(),
@@ -600,7 +716,9 @@ impl Driver {
         if let Some(index) = &network.index {
             index.shutdown();
         }
-        let _ = tokio::time::timeout(STOP_TIMEOUT / 2, network.listener.stop()).await;
+        if let Some(listener) = network.listener {
+            let _ = tokio::time::timeout(STOP_TIMEOUT / 2, listener.stop()).await;
+        }
         let peers: Vec<PublicKey> = self.links.keys().copied().collect();
         for peer in peers {
             self.close_link(&peer);
@@ -730,4 +848,19 @@ impl Driver {
             }
         }
     }
+}
+
+/// A friend's reset terms as the app sees them: balances from our side (the friend wrote them
+/// from its side). `None` for terms with a balance that cannot be negated, which no valid
+/// terms have and which could not be accepted anyway.
+fn reset_terms_info(terms: &offst_proto::friend::ResetTerms) -> Option<ResetTermsInfo> {
+    let balances = terms
+        .currencies
+        .iter()
+        .map(|entry| Some((entry.currency.clone(), entry.balance.checked_neg()?)))
+        .collect::<Option<Vec<_>>>()?;
+    Some(ResetTermsInfo {
+        reset_token: terms.reset_token,
+        balances,
+    })
 }

@@ -2,7 +2,9 @@
 //!
 //! [`Node`] drives the sans-I/O credit state machine (`offst_credit`) with SQLite storage
 //! (`offst_store`) and relay networking (`offst_net`) on a tokio runtime it owns, behind a
-//! synchronous API that the FFI layer wraps one-to-one.
+//! synchronous API that the FFI layer wraps one-to-one. The same operations are async on a
+//! [`NodeHandle`] ([`Node::handle`]), for code that runs on a tokio runtime (the app server);
+//! the synchronous methods are `block_on` over them.
 //!
 //! One task, the driver ([`driver`]), owns the credit state and the store: every input (a user
 //! command, a friend's message, a link coming up or down, a timer) becomes one step whose
@@ -19,31 +21,35 @@
 mod driver;
 pub mod error;
 mod events;
+mod handle;
 mod links;
+mod settings;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use offst_credit::PaymentStatus;
-use offst_credit::{Command, CreditConfig, Timestamp};
+use offst_credit::{CreditConfig, Timestamp};
 use offst_crypto::keyfile::{self, KeyProtection};
 use offst_crypto::Identity;
 use offst_net::relay_client::RelayClientConfig;
 use offst_proto::card::FriendCard;
 use offst_proto::payment::{Invoice, Receipt};
 use offst_proto::{
-    Balance, Credits, Currency, InvoiceId, PaymentId, PublicKey, RelayAddress, Text,
+    Balance, Credits, Currency, InvoiceId, PaymentId, PublicKey, RelayAddress, Signature, Text,
 };
 use offst_store::{SqliteStore, Store};
-use rand_core::{OsRng, RngCore};
+use rand_core::OsRng;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 pub use error::NodeError;
+pub use handle::NodeHandle;
 pub use offst_index::client::{IndexServerAddress, QueryOptions};
 pub use offst_proto::index::FeeRate;
 pub use offst_proto::index::Route;
 pub use offst_store::{EventQuery, NewEvent, StoredEvent};
+pub use settings::MAX_INDEX_SERVERS;
 
 use crate::driver::{Driver, Request};
 
@@ -92,6 +98,12 @@ pub struct NodeConfig {
     /// Index servers the node reports its capacities to and asks for routes, in order of
     /// preference (none: the node is not routable through indexes).
     pub index_servers: Vec<IndexServerAddress>,
+    /// Whether relays and index servers stored by an earlier run (set with
+    /// [`Node::set_relays`] / [`Node::set_index_servers`]) win over `relays` and
+    /// `index_servers`, which then only seed a new node (a daemon whose users change them at
+    /// runtime). When false the configuration's lists are used (an app that keeps its own);
+    /// runtime changes are stored either way.
+    pub prefer_stored_network: bool,
 }
 
 impl NodeConfig {
@@ -104,8 +116,30 @@ impl NodeConfig {
             relay_client: RelayClientConfig::default(),
             credit: CreditConfig::default(),
             index_servers: Vec::new(),
+            prefer_stored_network: false,
         }
     }
+}
+
+/// The relays and index servers a node opens with: the configuration's, or the stored ones
+/// when the configuration prefers them and a previous run stored them.
+fn network_settings(
+    config: &NodeConfig,
+    store: &SqliteStore,
+) -> Result<settings::NetworkSettings, NodeError> {
+    let mut network = settings::NetworkSettings {
+        relays: config.relays.clone(),
+        index_servers: config.index_servers.clone(),
+    };
+    if config.prefer_stored_network {
+        if let Some(bytes) = store.setting(settings::RELAYS_KEY)? {
+            network.relays = settings::decode_relays(&bytes)?;
+        }
+        if let Some(bytes) = store.setting(settings::INDEX_SERVERS_KEY)? {
+            network.index_servers = settings::decode_index_servers(&bytes)?;
+        }
+    }
+    Ok(network)
 }
 
 /// One currency with one friend, from our side.
@@ -123,6 +157,25 @@ pub struct CurrencyInfo {
     pub local_pending_debt: Credits,
     /// Credit frozen by payments the friend sent.
     pub remote_pending_debt: Credits,
+    /// Our fee for forwarding payments that arrive from this friend in this currency
+    /// ([`FeeRate::DEFAULT`] unless set with [`Node::set_fee_rate`]).
+    pub rate: FeeRate,
+    /// Whether we accept payments towards us in this currency: what we last asked for with
+    /// [`Node::set_currency_open`] / [`Node::set_limit`] (the friend learns it with the next
+    /// token), else what the channel's last token says.
+    pub is_open: bool,
+}
+
+/// Reset terms a friend proposed for an inconsistent channel, for the user to check and
+/// accept ([`Node::accept_reset_terms`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetTermsInfo {
+    /// Names these terms; pass it to [`Node::accept_reset_terms`].
+    pub reset_token: Signature,
+    /// The balance per currency the channel restarts with if accepted, **from our side** like
+    /// [`CurrencyInfo::balance`] (positive: the friend owes us; the friend wrote its terms
+    /// from its side, so these are its balances negated).
+    pub balances: Vec<(Currency, Balance)>,
 }
 
 /// The state of the channel with a friend.
@@ -149,8 +202,12 @@ pub struct FriendInfo {
     pub relays: Vec<RelayAddress>,
     /// Link and channel status.
     pub status: FriendStatus,
-    /// Per-currency balances and limits (from the last token both signed).
+    /// Per-currency balances and limits (from the last token both signed; none while
+    /// inconsistent).
     pub currencies: Vec<CurrencyInfo>,
+    /// While the channel is inconsistent and the friend's reset terms have arrived: those
+    /// terms, for the user to accept.
+    pub reset_terms: Option<ResetTermsInfo>,
 }
 
 /// Where a payment stands, as the buyer sees it.
@@ -205,20 +262,22 @@ pub(crate) fn now() -> Timestamp {
     Timestamp(ms)
 }
 
-/// A running (or stopped) Offst node. Methods block the calling thread briefly; call them from
-/// any thread but not from inside a tokio runtime.
+/// A running (or stopped) Offst node: owns the tokio runtime the driver runs on.
+///
+/// Its methods are synchronous and block the calling thread briefly (each is
+/// `block_on(handle.method())` on the node's runtime): call them from any thread **but not
+/// from inside a tokio runtime** (that panics). Async code uses a [`NodeHandle`]
+/// ([`Node::handle`]) instead, ideally on the node's runtime ([`Node::spawn`]).
 pub struct Node {
-    public_key: PublicKey,
-    relays: Vec<RelayAddress>,
+    handle: NodeHandle,
     requests: mpsc::Sender<Request>,
-    events_changed: Arc<Notify>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
-            .field("public_key", &self.public_key)
+            .field("public_key", &self.handle.public_key())
             .finish()
     }
 }
@@ -247,6 +306,7 @@ impl Node {
             log::info!("created node identity {}", identity.public_key());
         }
         let state = store.load()?;
+        let network = network_settings(&config, &store)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("offst-node")
@@ -254,60 +314,105 @@ impl Node {
             .build()
             .map_err(|err| NodeError::Internal(format!("starting the runtime: {err}")))?;
         let events_changed = Arc::new(Notify::new());
+        let settings = Arc::new(std::sync::RwLock::new(network));
         let (requests, receiver) = mpsc::channel(REQUEST_QUEUE_LEN);
         let public_key = identity.public_key();
-        let relays = config.relays.clone();
         let driver = Driver::new(
             identity,
             config,
             store,
             state,
             events_changed.clone(),
+            settings.clone(),
             requests.clone(),
         );
         runtime.spawn(driver.run(receiver));
         Ok(Node {
-            public_key,
-            relays,
+            handle: NodeHandle::new(public_key, requests.clone(), events_changed, settings),
             requests,
-            events_changed,
             runtime: Some(runtime),
         })
     }
 
-    fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, NodeError> {
-        let (reply, response) = oneshot::channel();
-        self.requests
-            .blocking_send(make(reply))
-            .map_err(|_| NodeError::NotRunning)?;
-        response.blocking_recv().map_err(|_| NodeError::NotRunning)
+    /// Runs `future` to completion on the node's runtime, blocking this thread.
+    fn block_on<T>(
+        &self,
+        future: impl std::future::Future<Output = Result<T, NodeError>>,
+    ) -> Result<T, NodeError> {
+        self.runtime
+            .as_ref()
+            .ok_or(NodeError::NotRunning)?
+            .block_on(future)
+    }
+
+    /// An async handle on this node, for code running on a tokio runtime. It stays valid
+    /// while the node lives; after the node is dropped its operations fail with
+    /// [`NodeError::NotRunning`].
+    pub fn handle(&self) -> NodeHandle {
+        self.handle.clone()
+    }
+
+    /// Spawns `future` on the node's runtime (e.g. an app server's listener). It runs until
+    /// it ends or the node is dropped, whichever comes first.
+    pub fn spawn<F>(&self, future: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        if let Some(runtime) = &self.runtime {
+            runtime.spawn(future);
+        }
+    }
+
+    /// The node's runtime, for callers that need more than [`Node::spawn`] (binding a listener
+    /// inside it, `JoinHandle`s). Do not `block_on` it from inside a runtime.
+    pub fn runtime_handle(&self) -> Result<tokio::runtime::Handle, NodeError> {
+        self.runtime
+            .as_ref()
+            .map(|runtime| runtime.handle().clone())
+            .ok_or(NodeError::NotRunning)
     }
 
     /// Starts networking: listens on the node's relays and links to every enabled friend.
     pub fn start(&self) -> Result<(), NodeError> {
-        self.call(Request::Start)
+        self.block_on(self.handle.start())
     }
 
     /// Stops networking (returns within [`STOP_TIMEOUT`]); the state stays open and usable.
     pub fn stop(&self) -> Result<(), NodeError> {
-        self.call(Request::Stop)
+        self.block_on(self.handle.stop())
     }
 
     /// The node's identity.
     pub fn public_key(&self) -> PublicKey {
-        self.public_key
+        self.handle.public_key()
     }
 
     /// The relays the node listens on.
-    pub fn relays(&self) -> &[RelayAddress] {
-        &self.relays
+    pub fn relays(&self) -> Vec<RelayAddress> {
+        self.handle.relays()
+    }
+
+    /// Replaces the relays the node listens on; see [`NodeHandle::set_relays`].
+    pub fn set_relays(&self, relays: Vec<RelayAddress>) -> Result<(), NodeError> {
+        self.block_on(self.handle.set_relays(relays))
+    }
+
+    /// The index servers the node uses, in order of preference.
+    pub fn index_servers(&self) -> Vec<IndexServerAddress> {
+        self.handle.index_servers()
+    }
+
+    /// Replaces the index servers; see [`NodeHandle::set_index_servers`].
+    pub fn set_index_servers(
+        &self,
+        index_servers: Vec<IndexServerAddress>,
+    ) -> Result<(), NodeError> {
+        self.block_on(self.handle.set_index_servers(index_servers))
     }
 
     /// The node's friend card (key and relays, with a suggested `name`), for a QR code or link.
     pub fn friend_card(&self, name: &str) -> Result<FriendCard, NodeError> {
-        let name = Text::new(name).map_err(|err| NodeError::InvalidInput(err.to_string()))?;
-        FriendCard::new(self.public_key, name, self.relays.clone())
-            .map_err(|err| NodeError::InvalidInput(err.to_string()))
+        self.handle.friend_card(name)
     }
 
     /// Adds a friend from its card (an `offst:F1…` URI); `name` overrides the card's name.
@@ -316,16 +421,7 @@ impl Node {
         card: &str,
         name: Option<&str>,
     ) -> Result<PublicKey, NodeError> {
-        let card: FriendCard = card
-            .parse()
-            .map_err(|err: offst_proto::uri::UriError| NodeError::InvalidInput(err.to_string()))?;
-        let name = name.unwrap_or(card.name.as_str()).to_owned();
-        self.add_friend(card.public_key, &name, card.relays)?;
-        Ok(card.public_key)
-    }
-
-    fn command(&self, command: Command) -> Result<(), NodeError> {
-        self.call(|reply| Request::Command(command, reply))?
+        self.block_on(self.handle.add_friend_from_card(card, name))
     }
 
     /// Adds a friend (from its card: key and relays).
@@ -335,22 +431,22 @@ impl Node {
         name: &str,
         relays: Vec<RelayAddress>,
     ) -> Result<(), NodeError> {
-        let name = Text::new(name).map_err(|err| NodeError::InvalidInput(err.to_string()))?;
-        self.command(Command::AddFriend {
-            public_key,
-            name,
-            relays,
-        })
+        self.block_on(self.handle.add_friend(public_key, name, relays))
+    }
+
+    /// Renames a friend.
+    pub fn set_friend_name(&self, friend: PublicKey, name: &str) -> Result<(), NodeError> {
+        self.block_on(self.handle.set_friend_name(friend, name))
     }
 
     /// Removes a friend; without `force` only when nothing is owed either way.
     pub fn remove_friend(&self, friend: PublicKey, force: bool) -> Result<(), NodeError> {
-        self.command(Command::RemoveFriend { friend, force })
+        self.block_on(self.handle.remove_friend(friend, force))
     }
 
     /// Enables or disables a friend.
     pub fn set_friend_enabled(&self, friend: PublicKey, enabled: bool) -> Result<(), NodeError> {
-        self.command(Command::SetFriendEnabled { friend, enabled })
+        self.block_on(self.handle.set_friend_enabled(friend, enabled))
     }
 
     /// Sets how much `friend` may owe us in `currency` (adds the currency if new).
@@ -360,11 +456,31 @@ impl Node {
         currency: &Currency,
         remote_max_debt: Credits,
     ) -> Result<(), NodeError> {
-        self.command(Command::SetCurrencyLimit {
-            friend,
-            currency: currency.clone(),
-            remote_max_debt,
-        })
+        self.block_on(self.handle.set_limit(friend, currency, remote_max_debt))
+    }
+
+    /// Opens or closes `currency` with `friend`; see [`NodeHandle::set_currency_open`].
+    pub fn set_currency_open(
+        &self,
+        friend: PublicKey,
+        currency: &Currency,
+        open: bool,
+    ) -> Result<(), NodeError> {
+        self.block_on(self.handle.set_currency_open(friend, currency, open))
+    }
+
+    /// Stops using `currency` with `friend`; see [`NodeHandle::remove_currency`].
+    pub fn remove_currency(&self, friend: PublicKey, currency: &Currency) -> Result<(), NodeError> {
+        self.block_on(self.handle.remove_currency(friend, currency))
+    }
+
+    /// Accepts a friend's reset terms; see [`NodeHandle::accept_reset_terms`].
+    pub fn accept_reset_terms(
+        &self,
+        friend: PublicKey,
+        reset_token: Signature,
+    ) -> Result<(), NodeError> {
+        self.block_on(self.handle.accept_reset_terms(friend, reset_token))
     }
 
     /// Sets the fee we charge for forwarding requests that arrive from `friend` in `currency`
@@ -376,55 +492,25 @@ impl Node {
         currency: &Currency,
         rate: Option<FeeRate>,
     ) -> Result<(), NodeError> {
-        if let Some(rate) = rate {
-            if rate.proportional_ppm > offst_proto::index::PPM_ONE {
-                return Err(NodeError::InvalidInput(format!(
-                    "the proportional fee must be at most {} parts per million (100%)",
-                    offst_proto::index::PPM_ONE
-                )));
-            }
-        }
-        self.command(Command::SetFeeRate {
-            friend,
-            currency: currency.clone(),
-            rate: rate.map(|rate| offst_credit::FeeRate {
-                per_million: rate.proportional_ppm,
-                flat: rate.flat,
-            }),
-        })
+        self.block_on(self.handle.set_fee_rate(friend, currency, rate))
     }
 
     /// Cancels one of our open invoices: payments for it are refused from now on (any in
     /// flight are cancelled, nothing is collected).
     pub fn cancel_invoice(&self, invoice_id: InvoiceId) -> Result<(), NodeError> {
-        self.command(Command::CancelInvoice { invoice_id })
+        self.block_on(self.handle.cancel_invoice(invoice_id))
     }
 
     /// What paying `invoice` (its `offst:I1…` URI) would take, without paying: the routes
     /// [`Node::pay`] would use (one route, or a split over up to `max_routes`) and the fees.
     /// Capacities change, so a later `pay` may route differently.
     pub fn quote(&self, invoice: &str, max_routes: u32) -> Result<Quote, NodeError> {
-        let invoice = parse_invoice(invoice)?;
-        if max_routes == 0 {
-            return Err(NodeError::InvalidInput(
-                "max_routes must be at least 1".into(),
-            ));
-        }
-        let routes = self.call(|reply| Request::Quote {
-            invoice: Box::new(invoice),
-            max_routes,
-            reply,
-        })??;
-        let total_fees = routes
-            .iter()
-            .try_fold(Credits::ZERO, |sum, route| sum.checked_add(route.fees))
-            .ok_or_else(|| NodeError::Routing("the route fees overflow".into()))?;
-        Ok(Quote { routes, total_fees })
+        self.block_on(self.handle.quote(invoice, max_routes))
     }
 
     /// The node's history: stored events matching `query`, handled or not, oldest first.
     pub fn history(&self, query: EventQuery) -> Result<Vec<StoredEvent>, NodeError> {
-        self.call(|reply| Request::History(query, reply))?
+        self.block_on(self.handle.history(query))
     }
 
     /// Pays a friend directly. Returns the transfer's id; the friend's acceptance arrives as an
@@ -436,26 +522,12 @@ impl Node {
         currency: &Currency,
         amount: Credits,
     ) -> Result<PaymentId, NodeError> {
-        if amount == Credits::ZERO {
-            return Err(NodeError::InvalidInput(
-                "the amount must be more than 0".into(),
-            ));
-        }
-        let mut id = [0u8; 16];
-        OsRng.fill_bytes(&mut id);
-        let transfer_id = PaymentId::from_bytes(id);
-        self.command(Command::Transfer {
-            friend,
-            currency: currency.clone(),
-            amount,
-            transfer_id,
-        })?;
-        Ok(transfer_id)
+        self.block_on(self.handle.transfer(friend, currency, amount))
     }
 
-    /// Every friend with status, balances and limits.
+    /// Every friend with status, balances, limits, rates and any reset terms to accept.
     pub fn friends(&self) -> Result<Vec<FriendInfo>, NodeError> {
-        self.call(Request::Friends)
+        self.block_on(self.handle.friends())
     }
 
     /// Asks the index servers for routes from this node to `destination` carrying `amount` in
@@ -467,13 +539,10 @@ impl Node {
         amount: Credits,
         options: QueryOptions,
     ) -> Result<Vec<Route>, NodeError> {
-        self.call(|reply| Request::Routes {
-            destination,
-            currency: currency.clone(),
-            amount,
-            options,
-            reply,
-        })?
+        self.block_on(
+            self.handle
+                .find_routes(destination, currency, amount, options),
+        )
     }
 
     /// Creates and signs an invoice for `amount` of `currency`, payable for `valid_for`. Share
@@ -486,24 +555,10 @@ impl Node {
         description: &str,
         valid_for: Duration,
     ) -> Result<Invoice, NodeError> {
-        if amount == Credits::ZERO {
-            return Err(NodeError::InvalidInput(
-                "the amount must be more than 0".into(),
-            ));
-        }
-        let description =
-            Text::new(description).map_err(|err| NodeError::InvalidInput(err.to_string()))?;
-        let valid_ms = u64::try_from(valid_for.as_millis()).unwrap_or(u64::MAX);
-        self.call(|reply| Request::CreateInvoice {
-            command: Command::CreateInvoice {
-                currency: currency.clone(),
-                amount,
-                expires_at: Timestamp(now().0.saturating_add(valid_ms)),
-                description,
-                relays: self.relays.clone(),
-            },
-            reply,
-        })?
+        self.block_on(
+            self.handle
+                .create_invoice(currency, amount, description, valid_for),
+        )
     }
 
     /// Pays an invoice (its `offst:I1…` URI) in one action: asks the index servers for routes
@@ -512,37 +567,27 @@ impl Node {
     /// arrives as a `payment_succeeded` (with the receipt) or `payment_failed` event, and in
     /// [`Node::payment`].
     pub fn pay(&self, invoice: &str, max_fees: Credits) -> Result<PaymentId, NodeError> {
-        let invoice = parse_invoice(invoice)?;
-        let mut id = [0u8; 16];
-        OsRng.fill_bytes(&mut id);
-        let payment_id = PaymentId::from_bytes(id);
-        self.call(|reply| Request::Pay {
-            payment_id,
-            invoice: Box::new(invoice),
-            max_fees,
-            reply,
-        })??;
-        Ok(payment_id)
+        self.block_on(self.handle.pay(invoice, max_fees))
     }
 
     /// Where a payment stands.
     pub fn payment(&self, payment_id: PaymentId) -> Result<Option<PaymentInfo>, NodeError> {
-        self.call(|reply| Request::Payment(payment_id, reply))
+        self.block_on(self.handle.payment(payment_id))
     }
 
     /// Totals per currency: fees earned and paid, amounts received and sent.
     pub fn accounts(&self) -> Result<Vec<AccountInfo>, NodeError> {
-        self.call(Request::Accounts)
+        self.block_on(self.handle.accounts())
     }
 
     /// The oldest event the app has not marked handled, if any.
     pub fn next_event(&self) -> Result<Option<StoredEvent>, NodeError> {
-        self.call(Request::NextEvent)?
+        self.block_on(self.handle.next_event())
     }
 
     /// Waits up to `timeout` for an unhandled event.
     pub fn wait_next_event(&self, timeout: Duration) -> Result<Option<StoredEvent>, NodeError> {
-        self.wait_for(timeout, || self.next_event())
+        self.block_on(self.handle.wait_next_event(timeout))
     }
 
     /// Waits up to `timeout` for a payment to end; returns its last state either way (still
@@ -552,44 +597,12 @@ impl Node {
         payment_id: PaymentId,
         timeout: Duration,
     ) -> Result<Option<PaymentInfo>, NodeError> {
-        let mut last = None;
-        self.wait_for(timeout, || {
-            last = self.payment(payment_id)?;
-            Ok(last
-                .as_ref()
-                .filter(|info| info.status != PaymentStatus::InProgress)
-                .map(|_| ()))
-        })?;
-        Ok(last)
-    }
-
-    /// Calls `check` until it gives a value or `timeout` passes, sleeping between calls until
-    /// the driver commits new events (a payment ending, a message arriving… always records one).
-    fn wait_for<T>(
-        &self,
-        timeout: Duration,
-        mut check: impl FnMut() -> Result<Option<T>, NodeError>,
-    ) -> Result<Option<T>, NodeError> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            // Registered before the check, so a commit between the two is not missed.
-            let notified = self.events_changed.notified();
-            if let Some(value) = check()? {
-                return Ok(Some(value));
-            }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            let runtime = self.runtime.as_ref().ok_or(NodeError::NotRunning)?;
-            // The timer must be created inside the runtime (it needs its time driver).
-            let _ = runtime.block_on(async { tokio::time::timeout(left, notified).await });
-        }
+        self.block_on(self.handle.wait_payment(payment_id, timeout))
     }
 
     /// Marks an event handled: it leaves the queue (and stays in the history).
     pub fn event_handled(&self, id: u64) -> Result<bool, NodeError> {
-        self.call(|reply| Request::EventHandled(id, reply))?
+        self.block_on(self.handle.event_handled(id))
     }
 
     /// Writes a consistent backup of the node's database to `path` (which must not exist).
@@ -598,7 +611,7 @@ impl Node {
     /// directory): keeping the key is the app's job (on mobile it is protected by the platform
     /// keystore). [`Node::restore`] needs both.
     pub fn backup(&self, path: PathBuf) -> Result<(), NodeError> {
-        self.call(|reply| Request::Backup(path, reply))?
+        self.block_on(self.handle.backup(path))
     }
 
     /// Restores a node into `data_dir` from a database `backup` made by [`Node::backup`] and,
