@@ -10,6 +10,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+pub mod app;
 pub mod canonical;
 pub mod card;
 pub mod codec;

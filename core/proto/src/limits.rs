@@ -93,3 +93,35 @@ pub const MAX_URI_LEN: usize = 4096;
 
 /// Longest invoice description in bytes (an invoice must fit one QR code comfortably).
 pub const MAX_INVOICE_DESCRIPTION_LEN: usize = 140;
+
+/// Largest app-protocol message in bytes (`offst_proto::app`). One message is the payload of
+/// one secure-channel record, whose payload is at most `MAX_FRAME_LEN - 17`
+/// (`offst_crypto::record::MAX_RECORD_PAYLOAD`); 64 bytes of headroom keep every app message
+/// inside a record with room to spare, and the value stays a whole number of 8-byte words.
+/// Encoders do not truncate: whoever builds a report or a history response checks
+/// `encode().len()` against this before sending.
+pub const MAX_APP_MESSAGE_LEN: usize = MAX_FRAME_LEN - 64;
+
+/// Most friends in one app report. The report is a full snapshot; 4,096 is far beyond the
+/// friend list of a personal node and bounds what a decoder allocates. A report that large
+/// does not fit [`MAX_APP_MESSAGE_LEN`] with several currencies per friend: the node checks the
+/// encoded size.
+pub const MAX_APP_REPORT_FRIENDS: usize = 4096;
+
+/// Most per-currency accounts (fees earned and paid, received, sent) in one app report.
+pub const MAX_APP_ACCOUNTS: usize = 256;
+
+/// Most history events in one app response; an app pages through longer histories with
+/// `afterId`. The node also keeps a response under [`MAX_APP_MESSAGE_LEN`], so it may send fewer.
+pub const MAX_APP_HISTORY: usize = 1000;
+
+/// Longest JSON payload of one history event in bytes (16 KiB): payloads describe one change
+/// (a payment, a friend, a limit) and are far smaller; the bound caps what a decoder accepts.
+pub const MAX_APP_EVENT_PAYLOAD_LEN: usize = 16 * 1024;
+
+/// Longest history event kind (`payment-succeeded`, …) and event status, in bytes.
+pub const MAX_APP_EVENT_KIND_LEN: usize = 64;
+
+/// Longest error message in an app response, in bytes: a sentence or two for people, with the
+/// offending value quoted.
+pub const MAX_APP_ERROR_LEN: usize = 1024;
