@@ -27,7 +27,8 @@ use std::sync::Arc;
 /// An async, cloneable handle on a node: every operation of [`crate::Node`], awaitable from a
 /// tokio runtime (run it on the node's own, see [`crate::Node::spawn`]). Cheap to clone; all
 /// clones talk to the same driver. Once the node is dropped, operations fail with
-/// [`NodeError::NotRunning`].
+/// [`NodeError::NotRunning`]. The waiting methods (`wait_next_event`, `wait_payment`) need a
+/// runtime with the time driver enabled (the node's has it).
 #[derive(Clone)]
 pub struct NodeHandle {
     public_key: PublicKey,
