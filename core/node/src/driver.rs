@@ -228,9 +228,8 @@ impl Driver {
                 log::error!("storing a step failed, its messages are not sent: {err}");
                 return;
             }
-            if !batch.events.is_empty() {
-                self.events_changed.notify_waiters();
-            }
+            // Waiters re-check: an event arrived, or the state apps report changed.
+            self.events_changed.notify_waiters();
             // Capacities move only with stored changes or links coming and going (which
             // record events), never in an empty step.
             self.report_capacities();

@@ -92,8 +92,9 @@ impl NodeHandle {
         self.public_key
     }
 
-    /// A future that completes the next time the driver commits new events (a payment
-    /// ending, a message arriving, a link going up or down… each records one).
+    /// A future that completes the next time the driver commits anything: new events (a
+    /// payment ending, a message arriving, a link going up or down… each records one) or a
+    /// change of state (a limit, a balance).
     ///
     /// Create it **before** checking for what you wait for, then await it only if the check
     /// found nothing: a commit between the check and the await then still wakes you.

@@ -18,6 +18,8 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod app_client;
+pub mod app_server;
 mod driver;
 pub mod error;
 mod events;
@@ -270,6 +272,8 @@ pub(crate) fn now() -> Timestamp {
 /// ([`Node::handle`]) instead, ideally on the node's runtime ([`Node::spawn`]).
 pub struct Node {
     handle: NodeHandle,
+    /// For the app server's handshakes (the driver has its own copy).
+    identity: Identity,
     requests: mpsc::Sender<Request>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -318,7 +322,7 @@ impl Node {
         let (requests, receiver) = mpsc::channel(REQUEST_QUEUE_LEN);
         let public_key = identity.public_key();
         let driver = Driver::new(
-            identity,
+            identity.clone(),
             config,
             store,
             state,
@@ -329,9 +333,34 @@ impl Node {
         runtime.spawn(driver.run(receiver));
         Ok(Node {
             handle: NodeHandle::new(public_key, requests.clone(), events_changed, settings),
+            identity,
             requests,
             runtime: Some(runtime),
         })
+    }
+
+    /// Serves apps (the app protocol, docs/PROTOCOL.md §15) on `config.listen`, on the
+    /// node's runtime, admitting the apps `registry` knows with their permissions. Runs until
+    /// [`Node::stop_apps`] or until the returned server is dropped.
+    pub fn serve_apps(
+        &self,
+        config: app_server::AppServerConfig,
+        registry: Arc<dyn app_server::AppRegistry>,
+    ) -> Result<app_server::AppServer, NodeError> {
+        let runtime = self.runtime.as_ref().ok_or(NodeError::NotRunning)?;
+        runtime.block_on(app_server::AppServer::start(
+            self.handle.clone(),
+            self.identity.clone(),
+            config,
+            registry,
+        ))
+    }
+
+    /// Stops an app server: no new apps, every app connection closed.
+    pub fn stop_apps(&self, server: app_server::AppServer) {
+        if let Some(runtime) = self.runtime.as_ref() {
+            runtime.block_on(server.stop());
+        }
     }
 
     /// Runs `future` to completion on the node's runtime, blocking this thread.
