@@ -3,257 +3,23 @@
 //! limits set, an invoice created on one node is paid from another over a mediator, the
 //! balances and fees show on all three, and the receipt verifies (a tampered one does not).
 
-use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
 use serde_json::Value;
-
-/// A binary of this workspace: built by `cargo test --workspace`, or built here when only
-/// this package is tested.
-fn workspace_bin(name: &str) -> PathBuf {
-    let dir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let path = dir.join(name);
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--bin", name])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building {name}");
-    }
-    path
-}
-
-/// A child process killed when dropped.
-struct Process {
-    child: Child,
-    name: String,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Process {
-    fn spawn(name: &str, command: &mut Command) -> (Process, BufReader<ChildStdout>) {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|err| panic!("starting {name}: {err}"));
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        (
-            Process {
-                child,
-                name: name.into(),
-            },
-            stdout,
-        )
-    }
-
-    /// Sends SIGTERM and waits for a clean exit.
-    fn terminate(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "{} exited with {status}", self.name);
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not stop on SIGTERM",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// Reads lines until one starts with `prefix`; returns the rest of it.
-fn read_until(stdout: &mut BufReader<ChildStdout>, prefix: &str) -> String {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let read = stdout.read_line(&mut line).unwrap();
-        assert!(read > 0, "the process ended before printing {prefix:?}");
-        if let Some(rest) = line.trim().strip_prefix(prefix) {
-            return rest.trim().to_owned();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct StNode {
-    dir: PathBuf,
-    process: Option<Process>,
-}
-
-impl StNode {
-    fn stctrl(&self, args: &[&str]) -> Output {
-        self.stctrl_as("ctrl", args)
-    }
-
-    fn stctrl_as(&self, app: &str, args: &[&str]) -> Output {
-        Command::new(workspace_bin("stctrl"))
-            .arg("-I")
-            .arg(self.dir.join(format!("{app}.ident")))
-            .arg("-T")
-            .arg(self.dir.join("node.ticket"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// Runs `stctrl --json ARGS`, expecting success.
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let output = self.stctrl(&all);
-        assert!(
-            output.status.success(),
-            "stctrl {args:?} failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
-    }
-
-    fn friend(&self, name: &str) -> Value {
-        let friends = self.json(&["info", "friends"]);
-        friends["friends"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["name"] == name)
-            .cloned()
-            .unwrap_or(Value::Null)
-    }
-
-    fn balance(&self, friend: &str) -> String {
-        self.friend(friend)["currencies"][0]["balance"]
-            .as_str()
-            .unwrap_or("none")
-            .to_owned()
-    }
-}
-
-fn start_node(base: &Path, name: &str, relay: &str, index: &str) -> (StNode, String) {
-    let dir = base.join(name);
-    let stnode = workspace_bin("stnode");
-    let common = |command: &mut Command| {
-        command.arg("--data-dir").arg(&dir).args([
-            "--app-listen",
-            "127.0.0.1:0",
-            "--relay",
-            relay,
-            "--index",
-            index,
-        ]);
-    };
-    let mut add = Command::new(&stnode);
-    common(&mut add);
-    add.args(["app", "add", "ctrl", "--permissions", "all", "--out"])
-        .arg(&dir);
-    let output = add.output().unwrap();
-    assert!(
-        output.status.success(),
-        "stnode app add: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let mut run = Command::new(&stnode);
-    common(&mut run);
-    run.arg("run");
-    let (process, mut stdout) = Process::spawn(name, &mut run);
-    let card = read_until(&mut stdout, "card:");
-    read_until(&mut stdout, "ready");
-    (
-        StNode {
-            dir,
-            process: Some(process),
-        },
-        card,
-    )
-}
-
-fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn befriend(a: &StNode, a_name: &str, a_card: &str, b: &StNode, b_name: &str, b_card: &str) {
-    a.json(&["config", "add-friend", b_card, "--name", b_name]);
-    b.json(&["config", "add-friend", a_card, "--name", a_name]);
-    a.json(&["config", "set-limit", b_name, "FST", "1000"]);
-    b.json(&["config", "set-limit", a_name, "FST", "1000"]);
-}
 
 #[test]
 fn three_stnodes_pay_over_a_mediator_driven_by_stctrl() {
     let base = tempfile::tempdir().unwrap();
-    // The relay prints its card once it listens.
-    let (relay, mut relay_out) = Process::spawn(
-        "strelay",
-        Command::new(workspace_bin("strelay"))
-            .args(["--listen", "127.0.0.1:0", "--no-metrics", "--key-file"])
-            .arg(base.path().join("relay.key")),
-    );
-    let relay_card = read_until(&mut relay_out, "offst-relay:");
-    let relay_card = format!("offst-relay:{relay_card}");
-    // The index server: its key from `card`, then `run`.
-    let index_port = free_port();
-    let index_listen = format!("127.0.0.1:{index_port}");
-    let index_key_file = base.path().join("index.key");
-    let card = Command::new(workspace_bin("stindex"))
-        .arg("--key-file")
-        .arg(&index_key_file)
-        .args(["--listen", &index_listen, "card"])
-        .output()
-        .unwrap();
-    let card = String::from_utf8(card.stdout).unwrap();
-    let index_key = card
-        .lines()
-        .find_map(|line| line.strip_prefix("public_key = "))
-        .unwrap()
-        .trim_matches('"')
-        .to_owned();
-    let (_index, _index_out) = Process::spawn(
-        "stindex",
-        Command::new(workspace_bin("stindex"))
-            .arg("--key-file")
-            .arg(&index_key_file)
-            .args(["--listen", &index_listen, "run"]),
-    );
-    let index = format!("{index_key}@{index_listen}");
-
-    let (mut alice, alice_card) = start_node(base.path(), "alice", &relay_card, &index);
-    let (mut bob, bob_card) = start_node(base.path(), "bob", &relay_card, &index);
-    let (mut carol, carol_card) = start_node(base.path(), "carol", &relay_card, &index);
+    let servers = Servers::start(base.path());
+    let (relay_card, index) = (&servers.relay_card, &servers.index);
+    let (mut alice, alice_card) = start_node(base.path(), "alice", relay_card, index);
+    let (mut bob, bob_card) = start_node(base.path(), "bob", relay_card, index);
+    let (mut carol, carol_card) = start_node(base.path(), "carol", relay_card, index);
 
     // The card `stctrl info card` prints is the one stnode printed.
     let card = alice.json(&["info", "card", "--name", "alice"]);
@@ -405,5 +171,5 @@ fn three_stnodes_pay_over_a_mediator_driven_by_stctrl() {
     assert!(String::from_utf8_lossy(&gone.stderr).contains("is stnode running?"));
     alice.process.take().unwrap().terminate();
     bob.process.take().unwrap().terminate();
-    drop(relay);
+    drop(servers);
 }

@@ -348,20 +348,16 @@ fn run_node(config: &Config) -> anyhow::Result<()> {
     ticket
         .write(&config.data_dir.join(TICKET_FILE))
         .map_err(anyhow::Error::msg)?;
-    if node.relays().is_empty() {
-        log::warn!(
-            "the node listens on no relay: friends cannot reach it (add one with --relay or \
-             `stctrl config add-relay`)"
-        );
-    }
-    let card = node.friend_card("stnode").context("the friend card")?;
     log::info!(
         "node {identity_key} running; data in {}",
         config.data_dir.display()
     );
     println!("node: {identity_key}");
     println!("ticket: {ticket}");
-    println!("card: {}", card.to_uri());
+    match node.friend_card("stnode") {
+        Ok(card) => println!("card: {}", card.to_uri()),
+        Err(err) => log::warn!("no friend card: {err} (--relay, or `stctrl config add-relay`)"),
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -149,7 +149,14 @@ impl NodeHandle {
     /// The node's friend card (key and relays, with a suggested `name`), for a QR code or link.
     pub fn friend_card(&self, name: &str) -> Result<FriendCard, NodeError> {
         let name = Text::new(name).map_err(|err| NodeError::InvalidInput(err.to_string()))?;
-        FriendCard::new(self.public_key, name, self.relays())
+        let relays = self.relays();
+        if relays.is_empty() {
+            return Err(NodeError::InvalidInput(
+                "the node listens on no relay, so friends could not reach it: add a relay first"
+                    .into(),
+            ));
+        }
+        FriendCard::new(self.public_key, name, relays)
             .map_err(|err| NodeError::InvalidInput(err.to_string()))
     }
 
