@@ -48,6 +48,10 @@ pub const REPORT_SPACING: Duration = Duration::from_millis(100);
 /// Events pushed to an app per batch (the rest follow in the next batches).
 const EVENT_BATCH: usize = 256;
 
+/// Longest time between an event's timestamp and its commit (a step is committed within
+/// milliseconds of being computed; this is a wide margin).
+const EVENT_STAMP_SLACK_MS: u64 = 2_000;
+
 /// An app the node knows: its name, key and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisteredApp {
@@ -260,7 +264,7 @@ impl Server {
             last_report: None,
             next_report_at: Instant::now(),
             last_event_id: None,
-            connected_ms: now().0,
+            window_ms: now().0.saturating_sub(EVENT_STAMP_SLACK_MS),
         };
         let result = connection.run(receiver, self.stopped.clone()).await;
         match result {
@@ -279,10 +283,12 @@ struct Connection<'a> {
     last_report: Option<NodeReport>,
     /// No report is pushed before this.
     next_report_at: Instant,
-    /// The last event pushed; `None` until the first batch.
+    /// The last event committed before the app connected, then the last one pushed; `None`
+    /// while no event stamped after `window_ms` exists.
     last_event_id: Option<u64>,
-    /// Events committed from this time on are pushed.
-    connected_ms: u64,
+    /// Events are stamped before they are committed: every event committed after the app
+    /// connected is stamped after this.
+    window_ms: u64,
 }
 
 impl Connection<'_> {
@@ -297,6 +303,9 @@ impl Connection<'_> {
             app_name: Text::new(&self.app.name).unwrap_or_default(),
         };
         self.send(NodeToApp::Welcome(welcome)).await?;
+        if self.app.permissions.info {
+            self.skip_past_events().await?;
+        }
         let changed = self.node.clone();
         loop {
             // Registered before the check, so a commit in between is not missed.
@@ -338,12 +347,37 @@ impl Connection<'_> {
         self.sender.send(bytes).await.map_err(|err| err.to_string())
     }
 
+    /// Finds the last event committed before now, so that exactly the later ones are pushed
+    /// (ids are in commit order; timestamps are taken before the commit).
+    async fn skip_past_events(&mut self) -> Result<(), String> {
+        loop {
+            let query = EventQuery {
+                since_ms: self.last_event_id.is_none().then_some(self.window_ms),
+                after_id: self.last_event_id,
+                limit: Some(EVENT_BATCH),
+                ..EventQuery::default()
+            };
+            let events = self
+                .node
+                .history(query)
+                .await
+                .map_err(|err| err.to_string())?;
+            match events.last() {
+                Some(last) => self.last_event_id = Some(last.id),
+                None => return Ok(()),
+            }
+            if events.len() < EVENT_BATCH {
+                return Ok(());
+            }
+        }
+    }
+
     /// Pushes new events, and the report when it changed and is due. Returns how long until
     /// a changed report may be pushed, when it is held back by [`REPORT_SPACING`].
     async fn push_updates(&mut self) -> Result<Option<Duration>, String> {
         loop {
             let query = EventQuery {
-                since_ms: self.last_event_id.is_none().then_some(self.connected_ms),
+                since_ms: self.last_event_id.is_none().then_some(self.window_ms),
                 after_id: self.last_event_id,
                 limit: Some(EVENT_BATCH),
                 ..EventQuery::default()

@@ -459,6 +459,8 @@ impl Driver {
         };
         tokio::task::block_in_place(|| self.store.commit(&batch))?;
         settings::write(&self.settings, network);
+        // The report apps follow lists both: wake them as for any commit.
+        self.events_changed.notify_waiters();
         Ok(())
     }
 

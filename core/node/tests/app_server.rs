@@ -5,9 +5,12 @@
 //! Most nodes here are opened but not started and have no relay: every request is answered
 //! from the node's own state, so each test is a few milliseconds of SQLite and loopback TCP.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::Relay;
 use offst_crypto::handshake::HandshakeError;
 use offst_crypto::Identity;
 use offst_net::{secure, NetError, SecureConfig};
@@ -28,7 +31,6 @@ use offst_proto::payment::Invoice;
 use offst_proto::{
     Credits, Currency, NetAddress, PaymentId, PublicKey, RelayAddress, Signature, Text, WireMessage,
 };
-use offst_relay::{RelayConfig, RelayHandle, RelayServer};
 use rand_core::OsRng;
 use tempfile::TempDir;
 
@@ -156,45 +158,6 @@ impl Drop for TestNode {
     fn drop(&mut self) {
         if let Some(server) = self.server.take() {
             self.node.stop_apps(server);
-        }
-    }
-}
-
-/// A real relay on loopback, on a runtime of its own (as in `loopback.rs`).
-struct Relay {
-    runtime: tokio::runtime::Runtime,
-    handle: Option<RelayHandle>,
-    address: RelayAddress,
-}
-
-impl Relay {
-    fn start() -> Relay {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let config = RelayConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            metrics: None,
-            ..RelayConfig::default()
-        };
-        let server = runtime
-            .block_on(RelayServer::bind(&config, Identity::from_seed([200; 32])))
-            .unwrap();
-        let address = server.card().0.clone();
-        let handle = {
-            let _guard = runtime.enter();
-            server.spawn()
-        };
-        Relay {
-            runtime,
-            handle: Some(handle),
-            address,
-        }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            self.runtime.block_on(handle.shutdown());
         }
     }
 }
@@ -681,8 +644,6 @@ fn an_info_app_is_pushed_each_event_once_in_commit_order() {
 /// docs/PROTOCOL.md §15.1: a new report "whenever the report changed" — relays and index
 /// servers are part of it.
 #[test]
-#[ignore = "bug: the driver's store_network does not wake the app server (events_changed), \
-            so no report follows addRelay/addIndexServer until something else commits"]
 fn an_info_app_gets_a_new_report_when_relays_or_index_servers_change() {
     let test = TestNode::start(vec![
         app(1, "watcher", Permissions::NONE.with(Permission::Info)),

@@ -1,49 +1,13 @@
 //! Real nodes over loopback TCP through a real relay, each with its own SQLite database.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::Relay;
 use offst_crypto::Identity;
 use offst_node::{FriendStatus, Node, NodeConfig, NodeError};
-use offst_proto::{Balance, Credits, Currency, PublicKey, RelayAddress};
-use offst_relay::{RelayConfig, RelayHandle, RelayServer};
-
-struct Relay {
-    runtime: tokio::runtime::Runtime,
-    handle: Option<RelayHandle>,
-    address: RelayAddress,
-}
-
-impl Relay {
-    fn start() -> Relay {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let config = RelayConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            metrics: None,
-            ..RelayConfig::default()
-        };
-        let server = runtime
-            .block_on(RelayServer::bind(&config, Identity::from_seed([200; 32])))
-            .unwrap();
-        let address = server.card().0.clone();
-        let handle = {
-            let _guard = runtime.enter();
-            server.spawn()
-        };
-        Relay {
-            runtime,
-            handle: Some(handle),
-            address,
-        }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            self.runtime.block_on(handle.shutdown());
-        }
-    }
-}
+use offst_proto::{Balance, Credits, Currency, PublicKey};
 
 fn fst() -> Currency {
     Currency::new("FST").unwrap()

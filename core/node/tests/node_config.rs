@@ -1,55 +1,17 @@
 //! The node's network settings at runtime (relays, index servers, their persistence), the
 //! friend and currency settings the app protocol needs, and the async `NodeHandle`.
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use offst_crypto::Identity;
+use common::Relay;
 use offst_node::{
     FeeRate, FriendStatus, IndexServerAddress, Node, NodeConfig, NodeError, MAX_INDEX_SERVERS,
 };
 use offst_proto::limits::MAX_RELAYS;
 use offst_proto::{Balance, Credits, Currency, NetAddress, PublicKey, RelayAddress};
-use offst_relay::{RelayConfig, RelayHandle, RelayServer};
-
-/// A real relay on loopback, on a runtime of its own.
-struct Relay {
-    runtime: tokio::runtime::Runtime,
-    handle: Option<RelayHandle>,
-    address: RelayAddress,
-}
-
-impl Relay {
-    fn start(seed: u8) -> Relay {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let config = RelayConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            metrics: None,
-            ..RelayConfig::default()
-        };
-        let server = runtime
-            .block_on(RelayServer::bind(&config, Identity::from_seed([seed; 32])))
-            .unwrap();
-        let address = server.card().0.clone();
-        let handle = {
-            let _guard = runtime.enter();
-            server.spawn()
-        };
-        Relay {
-            runtime,
-            handle: Some(handle),
-            address,
-        }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            self.runtime.block_on(handle.shutdown());
-        }
-    }
-}
 
 fn fst() -> Currency {
     Currency::new("FST").unwrap()
@@ -128,8 +90,8 @@ fn kinds_about(node: &Node, key: PublicKey) -> Vec<String> {
 
 #[test]
 fn a_started_node_moves_to_new_relays_and_keeps_its_links() {
-    let old_relay = Relay::start(200);
-    let new_relay = Relay::start(201);
+    let old_relay = Relay::start_with_seed(200);
+    let new_relay = Relay::start_with_seed(201);
     // Alice moves; her friends must dial her (the greater key dials) so that the new link
     // goes through her new listener: she is the smaller key of two, and carol is drawn until
     // her key is greater.
@@ -259,7 +221,7 @@ fn bad_network_settings_are_refused_and_change_nothing() {
 
 #[test]
 fn friend_names_open_currencies_and_rates_show_in_friends() {
-    let relay = Relay::start(200);
+    let relay = Relay::start_with_seed(200);
     let dirs = [(); 2].map(|()| tempfile::tempdir().unwrap());
     let alice = started(dirs[0].path(), &relay);
     let bob = started(dirs[1].path(), &relay);
