@@ -529,53 +529,31 @@ impl Connection<'_> {
                 AppResult::Ok
             }
             AppRequest::AddRelay(relay) => {
-                let mut relays = node.relays();
-                if relays.iter().any(|r| r.public_key == relay.public_key) {
-                    return Err(NodeError::InvalidInput(format!(
-                        "the node already uses the relay {}",
-                        relay.public_key
-                    )));
-                }
-                relays.push(relay);
+                let relays = with_added(node.relays(), relay, |r| r.public_key, "relay")?;
                 node.set_relays(relays).await?;
                 AppResult::Ok
             }
             AppRequest::RemoveRelay(key) => {
-                let mut relays = node.relays();
-                let before = relays.len();
-                relays.retain(|relay| relay.public_key != key);
-                if relays.len() == before {
-                    return Err(NodeError::InvalidInput(format!(
-                        "the node uses no relay with the key {key}"
-                    )));
-                }
+                let relays = without(node.relays(), key, |r| r.public_key, "relay")?;
                 node.set_relays(relays).await?;
                 AppResult::Ok
             }
             AppRequest::AddIndexServer(server) => {
-                let mut servers = node.index_servers();
-                if servers.iter().any(|s| s.public_key == server.public_key) {
-                    return Err(NodeError::InvalidInput(format!(
-                        "the node already uses the index server {}",
-                        server.public_key
-                    )));
-                }
-                servers.push(IndexServerAddress {
+                let server = IndexServerAddress {
                     public_key: server.public_key,
                     address: server.address.as_str().to_owned(),
-                });
+                };
+                let servers = with_added(
+                    node.index_servers(),
+                    server,
+                    |s| s.public_key,
+                    "index server",
+                )?;
                 node.set_index_servers(servers).await?;
                 AppResult::Ok
             }
             AppRequest::RemoveIndexServer(key) => {
-                let mut servers = node.index_servers();
-                let before = servers.len();
-                servers.retain(|server| server.public_key != key);
-                if servers.len() == before {
-                    return Err(NodeError::InvalidInput(format!(
-                        "the node uses no index server with the key {key}"
-                    )));
-                }
+                let servers = without(node.index_servers(), key, |s| s.public_key, "index server")?;
                 node.set_index_servers(servers).await?;
                 AppResult::Ok
             }
@@ -585,11 +563,7 @@ impl Connection<'_> {
                 valid_for_ms,
                 description,
             } => {
-                let valid_for = if valid_for_ms == 0 {
-                    crate::DEFAULT_INVOICE_VALIDITY
-                } else {
-                    Duration::from_millis(valid_for_ms)
-                };
+                let valid_for = Duration::from_millis(valid_for_ms);
                 let invoice = node
                     .create_invoice(&currency, amount, description.as_str(), valid_for)
                     .await?;
@@ -603,11 +577,6 @@ impl Connection<'_> {
                 invoice,
                 max_routes,
             } => {
-                let max_routes = if max_routes == 0 {
-                    crate::MAX_PAYMENT_ROUTES
-                } else {
-                    max_routes
-                };
                 let quote = node.quote(&invoice.to_uri(), max_routes).await?;
                 AppResult::Quote(AppQuote {
                     routes: quote.routes,
@@ -639,6 +608,40 @@ impl Connection<'_> {
             }
         })
     }
+}
+
+/// `list` with `item` added; one with the same key there already is refused.
+fn with_added<T>(
+    mut list: Vec<T>,
+    item: T,
+    key_of: impl Fn(&T) -> PublicKey,
+    what: &str,
+) -> Result<Vec<T>, NodeError> {
+    let key = key_of(&item);
+    if list.iter().any(|entry| key_of(entry) == key) {
+        return Err(NodeError::InvalidInput(format!(
+            "the node already uses the {what} {key}"
+        )));
+    }
+    list.push(item);
+    Ok(list)
+}
+
+/// `list` without the entry with `key`; refused when there is none.
+fn without<T>(
+    mut list: Vec<T>,
+    key: PublicKey,
+    key_of: impl Fn(&T) -> PublicKey,
+    what: &str,
+) -> Result<Vec<T>, NodeError> {
+    let before = list.len();
+    list.retain(|entry| key_of(entry) != key);
+    if list.len() == before {
+        return Err(NodeError::InvalidInput(format!(
+            "the node uses no {what} with the key {key}"
+        )));
+    }
+    Ok(list)
 }
 
 /// Completes once the server is told to stop (or is gone).
