@@ -350,47 +350,38 @@ impl Connection<'_> {
     /// Finds the last event committed before now, so that exactly the later ones are pushed
     /// (ids are in commit order; timestamps are taken before the commit).
     async fn skip_past_events(&mut self) -> Result<(), String> {
-        loop {
-            let query = EventQuery {
-                since_ms: self.last_event_id.is_none().then_some(self.window_ms),
-                after_id: self.last_event_id,
-                limit: Some(EVENT_BATCH),
-                ..EventQuery::default()
-            };
-            let events = self
-                .node
-                .history(query)
-                .await
-                .map_err(|err| err.to_string())?;
-            match events.last() {
-                Some(last) => self.last_event_id = Some(last.id),
-                None => return Ok(()),
-            }
-            if events.len() < EVENT_BATCH {
-                return Ok(());
-            }
+        while self.next_events().await?.len() == EVENT_BATCH {}
+        Ok(())
+    }
+
+    /// The next batch of events after the last one seen (or in the window, before the first),
+    /// moving past them.
+    async fn next_events(&mut self) -> Result<Vec<StoredEvent>, String> {
+        let query = EventQuery {
+            since_ms: self.last_event_id.is_none().then_some(self.window_ms),
+            after_id: self.last_event_id,
+            limit: Some(EVENT_BATCH),
+            ..EventQuery::default()
+        };
+        let events = self
+            .node
+            .history(query)
+            .await
+            .map_err(|err| err.to_string())?;
+        if let Some(last) = events.last() {
+            self.last_event_id = Some(last.id);
         }
+        Ok(events)
     }
 
     /// Pushes new events, and the report when it changed and is due. Returns how long until
     /// a changed report may be pushed, when it is held back by [`REPORT_SPACING`].
     async fn push_updates(&mut self) -> Result<Option<Duration>, String> {
         loop {
-            let query = EventQuery {
-                since_ms: self.last_event_id.is_none().then_some(self.window_ms),
-                after_id: self.last_event_id,
-                limit: Some(EVENT_BATCH),
-                ..EventQuery::default()
-            };
-            let events = self
-                .node
-                .history(query)
-                .await
-                .map_err(|err| err.to_string())?;
+            let events = self.next_events().await?;
             let full = events.len() == EVENT_BATCH;
-            for stored in events {
-                self.last_event_id = Some(stored.id);
-                self.send(NodeToApp::Event(node_event(&stored))).await?;
+            for stored in &events {
+                self.send(NodeToApp::Event(node_event(stored))).await?;
             }
             if !full {
                 break;
